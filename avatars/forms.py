@@ -1,0 +1,94 @@
+from pathlib import Path
+
+from django import forms
+
+from avatars.models import Avatar, parse_colour, validate_avatar_name
+from avatars.services import sniff_avatar_source, sniff_background_image
+from engine.errors import InputRejected
+
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+HEX_COLOUR_LENGTH = 7
+
+
+class AvatarForm(forms.Form):
+    name = forms.CharField(
+        max_length=50,
+        validators=[validate_avatar_name],
+        help_text="2–50 characters: letters, digits, spaces, _ and -.",
+    )
+    gender = forms.ChoiceField(choices=Avatar.Gender.choices, widget=forms.RadioSelect)
+    source = forms.FileField(
+        label="Video or photo",
+        help_text="MP4 or MOV, 10 s to 5 min of you speaking; or a JPEG, PNG or WebP photo up "
+        "to 10 MB. One face, looking at the camera.",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "video/mp4,video/quicktime,image/jpeg,image/png,image/webp"}
+        ),
+    )
+    background = forms.ChoiceField(
+        choices=Avatar.Background.choices, initial=Avatar.Background.NONE, widget=forms.RadioSelect
+    )
+    background_colour = forms.CharField(
+        required=False, initial="#1f7a4d", widget=forms.TextInput(attrs={"type": "color"})
+    )
+    background_image = forms.FileField(
+        required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"})
+    )
+    consent = forms.BooleanField(
+        label="I am the person in this file, or I have their written consent to make an avatar of them."
+    )
+
+    def __init__(self, *args, team, oversize_field: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+        self.oversize_field = oversize_field
+        self.kind = ""
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if Avatar.objects.filter(team=self.team, name__iexact=name).exists():
+            raise forms.ValidationError(f"Your team already has an avatar called “{name}”; pick another name.")
+        return name
+
+    def clean_background_colour(self) -> str:
+        value = self.cleaned_data["background_colour"].strip()
+        if len(value) == HEX_COLOUR_LENGTH and value.startswith("#"):
+            try:
+                red, green, blue = (int(value[i : i + 2], 16) for i in (1, 3, 5))
+            except ValueError:
+                red = None
+            if red is not None:
+                return f"rgb({red},{green},{blue})"
+        if value and parse_colour(value) is None:
+            raise forms.ValidationError("Give the colour as rgb(r,g,b) with numbers from 0 to 255.")
+        return value.replace(" ", "")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.oversize_field:
+            self.add_error(self.oversize_field, "This file is too large to upload here; videos must be under 2 GB.")
+        source = cleaned.get("source")
+        if source:
+            try:
+                self.kind, _ = sniff_avatar_source(Path(source.temporary_file_path()))
+            except InputRejected as problem:
+                self.add_error("source", str(problem))
+            else:
+                if self.kind == Avatar.Kind.PHOTO and source.size > PHOTO_MAX_BYTES:
+                    self.add_error(
+                        "source",
+                        f"The photo is {source.size / 1024 / 1024:.1f} MB; photos must be 10 MB or smaller.",
+                    )
+        background = cleaned.get("background")
+        if background == Avatar.Background.COLOUR and not cleaned.get("background_colour"):
+            self.add_error("background_colour", "Pick the colour to put behind you.")
+        if background == Avatar.Background.IMAGE:
+            image = cleaned.get("background_image")
+            if not image:
+                self.add_error("background_image", "Choose the image to put behind you.")
+            else:
+                try:
+                    sniff_background_image(Path(image.temporary_file_path()))
+                except InputRejected as problem:
+                    self.add_error("background_image", str(problem))
+        return cleaned

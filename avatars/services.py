@@ -1,0 +1,133 @@
+import logging
+import uuid
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from avatars.models import Avatar
+from engine import media
+from engine.errors import InputRejected
+from studio.models import Team
+from studio.storage import delete_quietly, upload
+
+log = logging.getLogger(__name__)
+
+VIDEO_TYPES = {"video/mp4", "video/quicktime"}
+PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
+BACKGROUND_IMAGE_TYPES = PHOTO_TYPES
+
+
+def sniff_avatar_source(path: Path) -> tuple[str, str]:
+    """The avatar kind and stored extension for an upload, from its bytes, not its name."""
+    mime = media.sniff_type(path)
+    if mime in VIDEO_TYPES:
+        return Avatar.Kind.VIDEO, media.EXTENSION_FOR_TYPE[mime]
+    if mime in PHOTO_TYPES:
+        return Avatar.Kind.PHOTO, media.EXTENSION_FOR_TYPE[mime]
+    described = media.describe_type(mime)
+    raise InputRejected(
+        f"This file is {described}, not a video or photo; upload an MP4 or MOV video, "
+        "or a JPEG, PNG or WebP photo.",
+        field="source",
+        code="unsupported_type",
+    )
+
+
+def sniff_background_image(path: Path) -> str:
+    mime = media.sniff_type(path)
+    if mime not in BACKGROUND_IMAGE_TYPES:
+        raise InputRejected(
+            "The background must be a JPEG, PNG or WebP image.",
+            field="background_image",
+            code="unsupported_type",
+        )
+    return media.EXTENSION_FOR_TYPE[mime]
+
+
+def avatar_create(
+    *,
+    team: Team,
+    user: AbstractUser,
+    name: str,
+    gender: str,
+    source: UploadedFile,
+    background: str = Avatar.Background.NONE,
+    background_colour: str = "",
+    background_image: UploadedFile | None = None,
+) -> Avatar:
+    """Store the upload under a generated key, create the row, and queue the checks.
+
+    Files are written before the row commits; if anything fails after that, they are
+    removed again so no orphan is left in storage.
+    """
+    kind, extension = sniff_avatar_source(Path(source.temporary_file_path()))
+    background_extension = ""
+    if background == Avatar.Background.IMAGE and background_image is not None:
+        background_extension = sniff_background_image(Path(background_image.temporary_file_path()))
+
+    avatar = Avatar(
+        id=uuid.uuid4(),
+        team=team,
+        created_by=user,
+        name=name,
+        gender=gender,
+        kind=kind,
+        source_name=source.name[:255],
+        source_size=source.size,
+        source_mime=media.TYPE_FOR_EXTENSION[extension],
+        consent_at=timezone.now(),
+        background=background,
+        background_colour=background_colour if background == Avatar.Background.COLOUR else "",
+    )
+    written: list[str] = []
+    try:
+        written.append(
+            upload(Path(source.temporary_file_path()), f"{avatar.key_prefix}source.{extension}")
+        )
+        avatar.source.name = written[-1]
+        if background_extension:
+            written.append(
+                upload(
+                    Path(background_image.temporary_file_path()),
+                    f"{avatar.key_prefix}background.{background_extension}",
+                )
+            )
+            avatar.background_image.name = written[-1]
+        with transaction.atomic():
+            avatar.full_clean(exclude=["source", "background_image"])
+            avatar.save(force_insert=True)
+            transaction.on_commit(lambda: _enqueue_prepare(avatar.pk))
+    except BaseException:
+        delete_quietly(written)
+        raise
+    return avatar
+
+
+def _enqueue_prepare(avatar_id) -> None:
+    from avatars.tasks import avatar_prepare
+
+    avatar_prepare.delay(str(avatar_id))
+
+
+@transaction.atomic
+def avatar_retry(*, avatar: Avatar) -> bool:
+    """Put a failed avatar back in line; rejected ones need a new file instead."""
+    moved = Avatar.objects.filter(pk=avatar.pk, status=Avatar.Status.FAILED).update(
+        status=Avatar.Status.UPLOADED, error="", progress=0, stage="", attempts=0
+    )
+    if moved:
+        transaction.on_commit(lambda: _enqueue_prepare(avatar.pk))
+    return bool(moved)
+
+
+def avatar_delete(*, avatar: Avatar) -> None:
+    """Delete the avatar, its renders and every file they own."""
+    names = [f.name for f in avatar.stored_files()]
+    for render in avatar.renders.all():
+        names.extend(f.name for f in render.stored_files())
+    with transaction.atomic():
+        avatar.delete()
+        transaction.on_commit(lambda: delete_quietly(names))

@@ -1,0 +1,59 @@
+from django.contrib import admin, messages
+
+from renders import services
+from renders.models import Render, RenderEvent
+from studio.admin import image_preview, video_player
+
+
+class RenderEventInline(admin.TabularInline):
+    model = RenderEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "kind", "message"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Render)
+class RenderAdmin(admin.ModelAdmin):
+    list_display = ["title", "team", "avatar", "driver", "status", "stage", "progress", "attempts", "duration", "created_at"]
+    list_filter = ["status", "driver", "loop_mode", "created_at"]
+    search_fields = ["title", "script", "team__name", "avatar__name", "created_by__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["team", "avatar"]
+    readonly_fields = [
+        "id", "status", "stage", "progress", "eta_seconds", "attempts", "heartbeat_at", "started_at",
+        "finished_at", "error", "video_player", "poster_image", "duration", "size_bytes", "width",
+        "height", "audio_duration", "created_at", "updated_at",
+    ]
+    exclude = ["video", "poster"]
+    raw_id_fields = ["avatar", "team", "created_by"]
+    inlines = [RenderEventInline]
+    actions = ["retry_renders", "cancel_renders"]
+
+    @admin.display(description="video")
+    def video_player(self, render: Render) -> str:
+        return video_player(render.video)
+
+    @admin.display(description="poster")
+    def poster_image(self, render: Render) -> str:
+        return image_preview(render.poster)
+
+    @admin.action(description="Retry selected failed or cancelled renders")
+    def retry_renders(self, request, queryset) -> None:
+        retried = sum(services.render_retry(render=render) for render in queryset)
+        self.message_user(request, f"{retried} render(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected queued or running renders")
+    def cancel_renders(self, request, queryset) -> None:
+        cancelled = sum(services.render_cancel(render=render) for render in queryset)
+        self.message_user(request, f"{cancelled} render(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(RenderEvent)
+class RenderEventAdmin(admin.ModelAdmin):
+    list_display = ["render", "kind", "at", "message"]
+    list_filter = ["kind"]
+    search_fields = ["render__title", "message"]
+    raw_id_fields = ["render"]

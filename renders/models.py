@@ -1,0 +1,92 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from avatars.models import Avatar
+from studio.jobs import JobFields
+from studio.models import Team
+
+
+class Render(JobFields):
+    class Driver(models.TextChoices):
+        TEXT = "text", "Script (text to speech)"
+        AUDIO = "audio", "Voice track"
+
+    class LoopMode(models.TextChoices):
+        REVERSE = "reverse", "Reverse splice (forward, then backward)"
+        FORWARD = "forward", "Forward splice (start over)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    TERMINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
+
+    team = models.ForeignKey(Team, models.CASCADE, related_name="renders")
+    avatar = models.ForeignKey(Avatar, models.CASCADE, related_name="renders")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
+    title = models.CharField(max_length=120)
+    driver = models.CharField(max_length=10, choices=Driver.choices, default=Driver.TEXT)
+    script = models.TextField(blank=True)
+    voice = models.CharField(max_length=60, blank=True)
+    speed = models.FloatField(default=1.0)
+    volume = models.PositiveSmallIntegerField(default=0)
+    audio = models.FileField(max_length=300, blank=True)
+    audio_duration = models.FloatField(null=True, blank=True)
+    loop_mode = models.CharField(max_length=10, choices=LoopMode.choices, default=LoopMode.REVERSE)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+    video = models.FileField(max_length=300, blank=True)
+    poster = models.FileField(max_length=300, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def key_prefix(self) -> str:
+        return f"teams/{self.team_id}/renders/{self.pk}/"
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (self.Status.FAILED, self.Status.CANCELLED)
+
+    def stored_files(self) -> list[models.fields.files.FieldFile]:
+        return [f for f in (self.audio, self.video, self.poster) if f]
+
+
+class RenderEvent(models.Model):
+    """What happened to a render, in order: the timeline admins read when a job misbehaves."""
+
+    render = models.ForeignKey(Render, models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=30)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%H:%M:%S}"

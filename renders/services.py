@@ -1,0 +1,100 @@
+import uuid
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from avatars.models import Avatar
+from engine import media
+from renders.models import Render, RenderEvent
+from studio.models import Team
+from studio.storage import delete_quietly, upload
+
+
+def render_create(
+    *,
+    team: Team,
+    user: AbstractUser,
+    avatar: Avatar,
+    title: str,
+    driver: str,
+    script: str = "",
+    voice: str = "",
+    speed: float = 1.0,
+    volume: int = 0,
+    audio: UploadedFile | None = None,
+    audio_duration: float | None = None,
+    loop_mode: str = Render.LoopMode.REVERSE,
+) -> Render:
+    render = Render(
+        id=uuid.uuid4(),
+        team=team,
+        avatar=avatar,
+        created_by=user,
+        title=title,
+        driver=driver,
+        loop_mode=loop_mode,
+    )
+    if driver == Render.Driver.TEXT:
+        render.script, render.voice, render.speed, render.volume = script, voice, speed, volume
+    written: list[str] = []
+    try:
+        if driver == Render.Driver.AUDIO:
+            path = Path(audio.temporary_file_path())
+            extension = media.EXTENSION_FOR_TYPE[media.sniff_type(path)]
+            written.append(upload(path, f"{render.key_prefix}voice.{extension}"))
+            render.audio.name = written[-1]
+            render.audio_duration = audio_duration
+        with transaction.atomic():
+            render.save(force_insert=True)
+            RenderEvent.objects.create(render=render, kind="queued")
+            transaction.on_commit(lambda: _enqueue_render(render.pk))
+    except BaseException:
+        delete_quietly(written)
+        raise
+    return render
+
+
+def _enqueue_render(render_id) -> None:
+    from renders.tasks import render_run
+
+    render_run.delay(str(render_id))
+
+
+@transaction.atomic
+def render_cancel(*, render: Render) -> bool:
+    """Mark the render cancelled; a running worker sees it between frames and stops."""
+    moved = Render.objects.filter(
+        pk=render.pk, status__in=[Render.Status.QUEUED, Render.Status.RUNNING]
+    ).update(status=Render.Status.CANCELLED, eta_seconds=None, finished_at=timezone.now())
+    if moved:
+        RenderEvent.objects.create(render=render, kind="cancelled")
+    return bool(moved)
+
+
+@transaction.atomic
+def render_retry(*, render: Render) -> bool:
+    moved = Render.objects.filter(
+        pk=render.pk, status__in=[Render.Status.FAILED, Render.Status.CANCELLED]
+    ).update(
+        status=Render.Status.QUEUED,
+        error="",
+        progress=0,
+        stage="",
+        eta_seconds=None,
+        attempts=0,
+        finished_at=None,
+    )
+    if moved:
+        RenderEvent.objects.create(render=render, kind="retried")
+        transaction.on_commit(lambda: _enqueue_render(render.pk))
+    return bool(moved)
+
+
+def render_delete(*, render: Render) -> None:
+    names = [f.name for f in render.stored_files()]
+    with transaction.atomic():
+        render.delete()
+        transaction.on_commit(lambda: delete_quietly(names))

@@ -1,0 +1,115 @@
+import io
+from functools import lru_cache
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_POST
+
+from engine import speech
+from renders import services
+from renders.forms import RenderForm
+from renders.models import Render
+from studio.access import require_editor, team_object_or_404
+from studio.htmx import STOP_POLLING
+
+STATUS_PARTIAL = "renders/render_detail.html#status"
+LIST_PAGE_SIZE = 60
+
+
+@login_required
+def render_list(request: HttpRequest) -> HttpResponse:
+    renders = Render.objects.filter(team=request.team).select_related("avatar")[:LIST_PAGE_SIZE]
+    return render(request, "renders/render_list.html", {"renders": renders})
+
+
+@login_required
+def render_create(request: HttpRequest) -> HttpResponse:
+    require_editor(request)
+    initial = {"avatar": request.GET.get("avatar"), "voice": "en-us"}
+    form = RenderForm(request.POST or None, request.FILES or None, team=request.team, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        new = services.render_create(
+            team=request.team,
+            user=request.user,
+            avatar=data["avatar"],
+            title=data["title"],
+            driver=data["driver"],
+            script=data.get("script", ""),
+            voice=data.get("voice", ""),
+            speed=data["speed"],
+            volume=data["volume"],
+            audio=data.get("audio"),
+            audio_duration=form.audio_duration,
+            loop_mode=data["loop_mode"],
+        )
+        return redirect("renders:detail", render_id=new.pk)
+    status = 400 if request.method == "POST" else 200
+    has_avatars = form.fields["avatar"].queryset.exists()
+    return render(
+        request, "renders/render_create.html", {"form": form, "has_avatars": has_avatars}, status=status
+    )
+
+
+@login_required
+def render_detail(request: HttpRequest, render_id) -> HttpResponse:
+    job = team_object_or_404(request, Render, render_id)
+    context = {"render": job}
+    if request.htmx:
+        response = render(request, STATUS_PARTIAL, context)
+        if job.is_terminal:
+            response.status_code = STOP_POLLING
+        return response
+    context["events"] = job.events.all()
+    return render(request, "renders/render_detail.html", context)
+
+
+@login_required
+@require_POST
+def render_cancel(request: HttpRequest, render_id) -> HttpResponse:
+    require_editor(request)
+    job = team_object_or_404(request, Render, render_id)
+    if not services.render_cancel(render=job):
+        messages.error(request, "This render has already finished.")
+    return redirect("renders:detail", render_id=job.pk)
+
+
+@login_required
+@require_POST
+def render_retry(request: HttpRequest, render_id) -> HttpResponse:
+    require_editor(request)
+    job = team_object_or_404(request, Render, render_id)
+    if not services.render_retry(render=job):
+        messages.error(request, "Only a failed or cancelled render can be retried.")
+    return redirect("renders:detail", render_id=job.pk)
+
+
+@login_required
+@require_POST
+def render_delete(request: HttpRequest, render_id) -> HttpResponse:
+    require_editor(request)
+    job = team_object_or_404(request, Render, render_id)
+    services.render_delete(render=job)
+    messages.success(request, f"“{job.title}” was deleted.")
+    return redirect("renders:list")
+
+
+@login_required
+@cache_control(private=True, max_age=86400)
+def voice_sample(request: HttpRequest) -> HttpResponse:
+    voice_id = request.GET.get("voice", "")
+    return HttpResponse(_sample_wav(voice_id), content_type="audio/wav")
+
+
+@lru_cache(maxsize=64)
+def _sample_wav(voice_id: str) -> bytes:
+    voice = next((v for v in speech.list_voices() if v.id == voice_id), None)
+    if voice is None:
+        raise Http404("No such voice.")
+    spoken = speech.synthesize(speech.sample_sentence(voice), voice=voice.id)
+    buffer = io.BytesIO()
+    speech.write_wav(buffer, spoken.samples, spoken.sample_rate)
+    return buffer.getvalue()

@@ -1,0 +1,52 @@
+// Small progressive enhancements; every page works without them.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const zone of document.querySelectorAll("[data-dropzone]")) {
+    const input = zone.querySelector("input[type=file]");
+    const name = zone.querySelector("[data-filename]");
+    const show = () => { name.textContent = input.files.length ? input.files[0].name : ""; };
+    input.addEventListener("change", show);
+    for (const type of ["dragenter", "dragover"]) {
+      zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("dragover"); });
+    }
+    for (const type of ["dragleave", "drop"]) {
+      zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.remove("dragover"); });
+    }
+    zone.addEventListener("drop", (e) => {
+      if (e.dataTransfer.files.length) { input.files = e.dataTransfer.files; show(); }
+    });
+  }
+
+  for (const form of document.querySelectorAll("form")) {
+    form.addEventListener("submit", () => {
+      const button = form.querySelector("[data-busy-label]");
+      if (button) { button.disabled = true; button.textContent = button.dataset.busyLabel; }
+    });
+  }
+
+  const driverForm = document.querySelector("[data-driver-form]");
+  if (driverForm) {
+    const sync = () => {
+      const chosen = driverForm.querySelector("input[name=driver]:checked");
+      for (const set of driverForm.querySelectorAll("fieldset[data-driver]")) {
+        set.hidden = chosen && set.dataset.driver !== chosen.value;
+      }
+    };
+    driverForm.addEventListener("change", sync);
+    sync();
+  }
+
+  for (const output of document.querySelectorAll("output[data-for]")) {
+    const input = document.getElementById(output.dataset.for);
+    if (input) input.addEventListener("input", () => { output.textContent = input.value; });
+  }
+
+  const listen = document.querySelector("[data-listen]");
+  if (listen) {
+    const player = document.querySelector("[data-sample-player]");
+    const select = document.getElementById("id_voice");
+    listen.addEventListener("click", () => {
+      player.src = `${listen.dataset.sampleUrl}?voice=${encodeURIComponent(select.value)}`;
+      player.play();
+    });
+  }
+});

@@ -1,0 +1,2 @@
+# htmx stops an `every 1s` poll when the response status is 286.
+STOP_POLLING = 286

@@ -1,0 +1,32 @@
+from django.http import HttpRequest
+
+from studio.models import Membership
+
+SESSION_TEAM_KEY = "team_id"
+
+
+class CurrentTeamMiddleware:
+    """Attach the signed-in user's current team and membership to the request.
+
+    The current team lives in the session; when it is missing or the user has left that
+    team, fall back to the user's first team (their personal team sorts first).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        request.membership = None
+        request.team = None
+        if request.user.is_authenticated:
+            memberships = Membership.objects.filter(user=request.user).select_related("team")
+            team_id = request.session.get(SESSION_TEAM_KEY)
+            membership = None
+            if team_id:
+                membership = memberships.filter(team_id=team_id).first()
+            if membership is None:
+                membership = memberships.order_by("-team__personal", "team__name").first()
+            if membership is not None:
+                request.membership = membership
+                request.team = membership.team
+        return self.get_response(request)

@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from studio import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("teams/switch/", views.team_switch, name="team_switch"),
+    path("teams/new/", views.team_new, name="team_new"),
+    path("team/", views.team_settings, name="team_settings"),
+    path("team/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path("avatars/", include("avatars.urls")),
+    path("renders/", include("renders.urls")),
+    path("admin/", admin.site.urls),
+]
+if not settings.AWS_STORAGE_BUCKET_NAME:
+    urlpatterns.append(re_path(r"^media/(?P<path>.+)$", views.media_file, name="media"))
