@@ -1,10 +1,9 @@
-from pathlib import Path
-
 from django import forms
 
 from avatars.models import Avatar, parse_colour, validate_avatar_name
 from avatars.services import sniff_avatar_source, sniff_background_image
 from engine.errors import InputRejected
+from studio.uploads import local_path
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 HEX_COLOUR_LENGTH = 7
@@ -70,7 +69,8 @@ class AvatarForm(forms.Form):
         source = cleaned.get("source")
         if source:
             try:
-                self.kind, _ = sniff_avatar_source(Path(source.temporary_file_path()))
+                with local_path(source) as path:
+                    self.kind, _ = sniff_avatar_source(path)
             except InputRejected as problem:
                 self.add_error("source", str(problem))
             else:
@@ -88,7 +88,8 @@ class AvatarForm(forms.Form):
                 self.add_error("background_image", "Choose the image to put behind you.")
             else:
                 try:
-                    sniff_background_image(Path(image.temporary_file_path()))
+                    with local_path(image) as path:
+                        sniff_background_image(path)
                 except InputRejected as problem:
                     self.add_error("background_image", str(problem))
         return cleaned

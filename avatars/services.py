@@ -12,6 +12,7 @@ from engine import media
 from engine.errors import InputRejected
 from studio.models import Team
 from studio.storage import delete_quietly, upload
+from studio.uploads import local_path
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,13 @@ BACKGROUND_IMAGE_TYPES = PHOTO_TYPES
 
 
 def sniff_avatar_source(path: Path) -> tuple[str, str]:
-    """The avatar kind and stored extension for an upload, from its bytes, not its name."""
+    """The avatar kind and real MIME type of an upload, from its bytes, not its name."""
     mime = media.sniff_type(path)
     if mime in VIDEO_TYPES:
-        return Avatar.Kind.VIDEO, media.EXTENSION_FOR_TYPE[mime]
+        return Avatar.Kind.VIDEO, mime
     if mime in PHOTO_TYPES:
-        return Avatar.Kind.PHOTO, media.EXTENSION_FOR_TYPE[mime]
-    described = media.describe_type(mime)
+        return Avatar.Kind.PHOTO, mime
+    described = media.TYPE_DESCRIPTIONS.get(mime, "a kind of file we can't read")
     raise InputRejected(
         f"This file is {described}, not a video or photo; upload an MP4 or MOV video, "
         "or a JPEG, PNG or WebP photo.",
@@ -63,10 +64,13 @@ def avatar_create(
     Files are written before the row commits; if anything fails after that, they are
     removed again so no orphan is left in storage.
     """
-    kind, extension = sniff_avatar_source(Path(source.temporary_file_path()))
+    with local_path(source) as source_path:
+        kind, mime = sniff_avatar_source(source_path)
+    extension = media.EXTENSION_FOR_TYPE[mime]
     background_extension = ""
     if background == Avatar.Background.IMAGE and background_image is not None:
-        background_extension = sniff_background_image(Path(background_image.temporary_file_path()))
+        with local_path(background_image) as image_path:
+            background_extension = sniff_background_image(image_path)
 
     avatar = Avatar(
         id=uuid.uuid4(),
@@ -77,24 +81,19 @@ def avatar_create(
         kind=kind,
         source_name=source.name[:255],
         source_size=source.size,
-        source_mime=media.TYPE_FOR_EXTENSION[extension],
+        source_mime=mime,
         consent_at=timezone.now(),
         background=background,
         background_colour=background_colour if background == Avatar.Background.COLOUR else "",
     )
     written: list[str] = []
     try:
-        written.append(
-            upload(Path(source.temporary_file_path()), f"{avatar.key_prefix}source.{extension}")
-        )
+        with local_path(source) as source_path:
+            written.append(upload(source_path, f"{avatar.key_prefix}source.{extension}"))
         avatar.source.name = written[-1]
         if background_extension:
-            written.append(
-                upload(
-                    Path(background_image.temporary_file_path()),
-                    f"{avatar.key_prefix}background.{background_extension}",
-                )
-            )
+            with local_path(background_image) as image_path:
+                written.append(upload(image_path, f"{avatar.key_prefix}background.{background_extension}"))
             avatar.background_image.name = written[-1]
         with transaction.atomic():
             avatar.full_clean(exclude=["source", "background_image"])

@@ -1,11 +1,10 @@
-from pathlib import Path
-
 from django import forms
 
 from avatars.models import Avatar
 from engine import speech
 from engine.errors import InputRejected
 from renders.models import Render
+from studio.uploads import local_path
 
 
 def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -69,7 +68,8 @@ class RenderForm(forms.Form):
                 self.add_error("audio", "Choose the voice track to lip-sync to.")
             else:
                 try:
-                    self.audio_duration = speech.check_audio_driver(Path(audio.temporary_file_path()))
+                    with local_path(audio) as path:
+                        self.audio_duration = speech.check_audio_driver(path)
                 except InputRejected as problem:
                     self.add_error("audio", str(problem))
         return cleaned

@@ -1,5 +1,4 @@
 import uuid
-from pathlib import Path
 
 from django.contrib.auth.models import AbstractUser
 from django.core.files.uploadedfile import UploadedFile
@@ -11,6 +10,7 @@ from engine import media
 from renders.models import Render, RenderEvent
 from studio.models import Team
 from studio.storage import delete_quietly, upload
+from studio.uploads import local_path
 
 
 def render_create(
@@ -42,9 +42,9 @@ def render_create(
     written: list[str] = []
     try:
         if driver == Render.Driver.AUDIO:
-            path = Path(audio.temporary_file_path())
-            extension = media.EXTENSION_FOR_TYPE[media.sniff_type(path)]
-            written.append(upload(path, f"{render.key_prefix}voice.{extension}"))
+            with local_path(audio) as path:
+                extension = media.EXTENSION_FOR_TYPE[media.sniff_type(path)]
+                written.append(upload(path, f"{render.key_prefix}voice.{extension}"))
             render.audio.name = written[-1]
             render.audio_duration = audio_duration
         with transaction.atomic():

@@ -1,4 +1,10 @@
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 
 
@@ -19,3 +25,18 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
             self.request.oversize_upload = self.field_name
             raise SkipFile()
         return super().receive_data_chunk(raw_data, start)
+
+
+@contextmanager
+def local_path(upload: UploadedFile) -> Iterator[Path]:
+    """A path to the upload's bytes on disk (the engine sniffs and probes by path)."""
+    if hasattr(upload, "temporary_file_path"):
+        yield Path(upload.temporary_file_path())
+        return
+    suffix = Path(upload.name or "").suffix[:10]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+        handle.flush()
+        upload.seek(0)
+        yield Path(handle.name)

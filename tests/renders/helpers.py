@@ -1,0 +1,38 @@
+import av
+import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from avatars import services as avatar_services
+from avatars.models import Avatar
+from tests import media_cache
+
+
+def ready_photo_avatar(*, team, user, name="Presenter") -> Avatar:
+    """A prepared photo avatar; tasks run inline (eagerly) when the caller's transaction commits."""
+    path = media_cache.photo("astronaut", "png")
+    avatar = avatar_services.avatar_create(
+        team=team,
+        user=user,
+        name=name,
+        gender="female",
+        source=SimpleUploadedFile("me.png", path.read_bytes()),
+    )
+    return avatar
+
+
+def mp4_facts(path) -> dict:
+    """Duration, frame rate and audio loudness of an MP4, read back with PyAV."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        fps = float(video.average_rate)
+        frames = sum(1 for _ in container.decode(video))
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        chunks = [frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(audio)]
+    samples = np.concatenate(chunks)
+    return {
+        "fps": fps,
+        "frames": frames,
+        "video_duration": frames / fps,
+        "audio_rms": float(np.sqrt(np.mean(samples**2))),
+    }

@@ -1,0 +1,178 @@
+import io
+import wave
+
+from avatars.models import Avatar
+from engine import speech
+from renders.models import Render
+from tests import media_cache
+from tests.base import BaseTestCase
+from tests.renders.helpers import mp4_facts, ready_photo_avatar
+
+SCRIPT = "Hello there. This is a short test of the studio."
+
+
+class RenderTestCase(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        with self.captureOnCommitCallbacks(execute=True):
+            ready_photo_avatar(team=self.team, user=self.alice)
+        self.avatar = Avatar.objects.get()
+        assert self.avatar.status == Avatar.Status.READY, self.avatar.error or self.avatar.problems
+
+    def post_render(self, user=None, team=None, **fields):
+        self.login(user or self.alice, team)
+        data = {
+            "avatar": self.avatar.pk,
+            "title": "Welcome",
+            "driver": "text",
+            "script": SCRIPT,
+            "voice": "en-us",
+            "speed": "1.0",
+            "volume": "0",
+            "loop_mode": "reverse",
+            **fields,
+        }
+        with self.captureOnCommitCallbacks(execute=True):
+            return self.client.post("/renders/new/", data)
+
+
+class RenderCreateTestCase(RenderTestCase):
+    def test_it_renders_a_script(self):
+        response = self.post_render()
+        job = Render.objects.get()
+        self.assertRedirects(response, f"/renders/{job.pk}/")
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertEqual(job.progress, 100)
+        self.assertEqual(job.video.name, f"teams/{self.team.pk}/renders/{job.pk}/video.mp4")
+        facts = mp4_facts(job.video.path)
+        spoken = speech.synthesize(SCRIPT, voice="en-us")
+        self.assertAlmostEqual(facts["video_duration"], spoken.duration, delta=1 / facts["fps"] + 1e-6)
+        self.assertGreater(facts["audio_rms"], 0.01)
+        page = self.client.get(f"/renders/{job.pk}/")
+        self.assertContains(page, "<video")
+        self.assertContains(page, "Download MP4")
+        self.assertEqual(list(job.events.values_list("kind", flat=True)), ["queued", "started", "succeeded"])
+
+    def test_it_renders_an_uploaded_voice_track(self):
+        with open(media_cache.audio(3.0, "wav"), "rb") as handle:
+            self.post_render(driver="audio", script="", audio=handle)
+        job = Render.objects.get()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertAlmostEqual(job.duration, 3.0, delta=0.1)
+
+    def test_it_refuses_half_a_second_of_audio(self):
+        with open(media_cache.audio(0.5, "wav"), "rb") as handle:
+            response = self.post_render(driver="audio", script="", audio=handle)
+        self.assertContains(response, "The audio is 0.5 s long; a voice track needs 1 s to 10 min", status_code=400)
+        self.assertFalse(Render.objects.exists())
+
+    def test_it_refuses_an_empty_script(self):
+        response = self.post_render(script="   ")
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(Render.objects.exists())
+
+    def test_it_refuses_a_script_over_2000_characters(self):
+        response = self.post_render(script="word " * 500)
+        self.assertContains(response, "2,000", status_code=400)
+
+    def test_it_refuses_speed_out_of_range(self):
+        response = self.post_render(speed="2.0")
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(Render.objects.exists())
+
+    def test_it_lists_renders_with_status_badges(self):
+        self.post_render()
+        response = self.client.get("/renders/")
+        self.assertContains(response, "Welcome")
+        self.assertContains(response, "status-succeeded")
+
+
+class RenderJobTestCase(RenderTestCase):
+    def queued(self) -> Render:
+        # Without running on-commit callbacks the job stays queued, as if no worker were free.
+        self.login(self.alice)
+        self.client.post(
+            "/renders/new/",
+            {"avatar": self.avatar.pk, "title": "Later", "driver": "text", "script": SCRIPT,
+             "voice": "en-us", "speed": "1", "volume": "0", "loop_mode": "forward"},
+        )
+        return Render.objects.get()
+
+    def test_the_partial_polls_while_queued_and_stops_at_the_end(self):
+        job = self.queued()
+        response = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, 'hx-trigger="every 1s"')
+        self.client.post(f"/renders/{job.pk}/cancel/")
+        response = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertEqual(response.status_code, 286)
+        self.assertNotContains(response, "hx-trigger", status_code=286)
+
+    def test_cancel_then_retry_runs_it(self):
+        job = self.queued()
+        self.client.post(f"/renders/{job.pk}/cancel/")
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.CANCELLED)
+        with self.captureOnCommitCallbacks(execute=True):
+            self.client.post(f"/renders/{job.pk}/retry/")
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+
+    def test_a_cancelled_job_is_not_started_by_a_late_worker(self):
+        from renders.tasks import render_run
+
+        job = self.queued()
+        self.client.post(f"/renders/{job.pk}/cancel/")
+        render_run(str(job.pk))
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.CANCELLED)
+        self.assertFalse(job.video)
+
+    def test_a_task_for_a_deleted_render_returns_quietly(self):
+        from renders.tasks import render_run
+
+        job = self.queued()
+        job.delete()
+        render_run(str(job.pk))
+
+
+class RenderAccessTestCase(RenderTestCase):
+    def test_viewer_cannot_create(self):
+        response = self.post_render(user=self.vera, team=self.team)
+        self.assertEqual(response.status_code, 403)
+        self.assertFalse(Render.objects.exists())
+
+    def test_outsider_gets_404(self):
+        self.post_render()
+        job = Render.objects.get()
+        self.login(self.charlie)
+        self.assertEqual(self.client.get(f"/renders/{job.pk}/").status_code, 404)
+        self.assertEqual(self.client.post(f"/renders/{job.pk}/cancel/").status_code, 404)
+        self.assertEqual(self.client.get(f"/media/{job.video.name}").status_code, 404)
+
+    def test_outsider_cannot_render_another_teams_avatar(self):
+        response = self.post_render(user=self.charlie)
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(Render.objects.exists())
+
+    def test_member_plays_the_video_with_range_requests(self):
+        self.post_render()
+        job = Render.objects.get()
+        self.login(self.bob, self.team)
+        response = self.client.get(f"/media/{job.video.name}", HTTP_RANGE="bytes=0-99")
+        self.assertEqual(response.status_code, 206)
+        self.assertEqual(response["Content-Type"], "video/mp4")
+
+
+class VoiceSampleTestCase(BaseTestCase):
+    def test_it_plays_a_sample_of_a_voice(self):
+        self.login(self.alice)
+        response = self.client.get("/renders/voices/sample/", {"voice": "en-us"})
+        self.assertEqual(response["Content-Type"], "audio/wav")
+        with wave.open(io.BytesIO(response.content)) as wav:
+            self.assertGreater(wav.getnframes() / wav.getframerate(), 1.0)
+
+    def test_unknown_voice_is_404(self):
+        self.login(self.alice)
+        self.assertEqual(self.client.get("/renders/voices/sample/", {"voice": "xx-nope"}).status_code, 404)
