@@ -70,7 +70,7 @@ class AvatarForm(forms.Form):
         if source:
             try:
                 with local_path(source) as path:
-                    self.kind, _ = sniff_avatar_source(path)
+                    self.kind, _ = sniff_avatar_source(path, filename=source.name)
             except InputRejected as problem:
                 self.add_error("source", str(problem))
             else:

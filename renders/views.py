@@ -1,5 +1,6 @@
-import io
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -110,6 +111,6 @@ def _sample_wav(voice_id: str) -> bytes:
     if voice is None:
         raise Http404("No such voice.")
     spoken = speech.synthesize(speech.sample_sentence(voice), voice=voice.id)
-    buffer = io.BytesIO()
-    speech.write_wav(buffer, spoken.samples, spoken.sample_rate)
-    return buffer.getvalue()
+    with tempfile.NamedTemporaryFile(suffix=".wav") as handle:
+        speech.write_wav(handle.name, spoken.samples, spoken.sample_rate)
+        return Path(handle.name).read_bytes()

@@ -10,6 +10,15 @@ from playwright.sync_api import expect, sync_playwright
 from studio.services import user_create
 from tests import media_cache
 
+# Long enough (about a minute of speech) that the render is still running while we watch.
+SCRIPT = " ".join(
+    [
+        "Hello! I am an astronaut, and this studio made me talk in a browser test.",
+        "Every second the page asks the server how far the render has come,",
+        "and the bar grows until the video is ready to play.",
+    ]
+    * 4
+)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,7 +52,7 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     page.goto(f"{live_server.url}/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "correct horse battery")
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="No avatars yet")).to_be_visible()
 
     page.click("text=Create your first avatar")
@@ -51,27 +60,31 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     page.fill("#id_name", "Astronaut")
     page.check("input[name=gender][value=female]")
     page.check("#id_consent")
-    page.click("button[type=submit]")
+    page.click("#avatar-form button[type=submit]")
     expect(page.locator("#avatar-status .badge")).to_have_text("Ready", timeout=90_000)
     page.screenshot(path=str(tmp_path / "avatar.png"), full_page=True)
 
     page.click("text=Render a video")
     page.fill("#id_title", "Hello from the browser")
-    page.fill("#id_script", "Hello! I am an astronaut, and this studio made me talk in a browser test.")
-    page.click("button[type=submit]")
+    page.fill("#id_script", SCRIPT)
+    page.click("#render-form button[type=submit]")
 
-    progress = page.locator("#render-status .progress > div")
-    expect(progress).to_be_visible(timeout=30_000)
+    expect(page.locator("#render-status .progress")).to_be_visible(timeout=30_000)
     widths = set()
-    video = page.locator("video.player")
-    for _ in range(240):
-        if video.count():
+    for _ in range(480):
+        state = page.evaluate(
+            """() => ({
+                video: !!document.querySelector('video.player'),
+                width: document.querySelector('#render-status .progress > div')?.style.width || null,
+            })"""
+        )
+        if state["video"]:
             break
-        if progress.count():
-            widths.add(progress.get_attribute("style"))
-        page.wait_for_timeout(250)
+        widths.add(state["width"])
+        page.wait_for_timeout(200)
+    video = page.locator("video.player")
     expect(video).to_be_visible(timeout=60_000)
-    assert any(re.search(r"width: [1-9]\d*%", width or "") for width in widths), widths
+    assert any(re.fullmatch(r"[1-9]\d*%", width or "") for width in widths), widths
 
     page.evaluate("document.querySelector('video.player').muted = true")
     page.evaluate("document.querySelector('video.player').play()")

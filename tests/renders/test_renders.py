@@ -133,8 +133,9 @@ class RenderJobTestCase(RenderTestCase):
         from renders.tasks import render_run
 
         job = self.queued()
+        job_id = str(job.pk)
         job.delete()
-        render_run(str(job.pk))
+        render_run(job_id)
 
 
 class RenderAccessTestCase(RenderTestCase):
