@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
@@ -37,4 +39,20 @@ def sweep_stale_jobs() -> dict:
                     counts["requeued"] += moved
                 if moved and model is Render:
                     RenderEvent.objects.create(render=row, kind="swept", message=f"attempt {row.attempts}")
+        counts["requeued"] += _requeue_forgotten(model, entry, enqueue)
     return counts
+
+
+def _requeue_forgotten(model, entry: str, enqueue) -> int:
+    """Send again the jobs that have waited suspiciously long in their entry status.
+
+    A broker that lost its messages (say, a restarted embedded Redis) must not leave rows
+    queued forever. A duplicate message is harmless: the task's claim lets only one run.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_REQUEUE_WAITING_AFTER_SECONDS)
+    waiting = list(model.objects.filter(status=entry, updated_at__lt=cutoff).values_list("pk", flat=True)[:500])
+    if waiting:
+        model.objects.filter(pk__in=waiting, status=entry).update(updated_at=timezone.now())
+        for pk in waiting:
+            enqueue(pk)
+    return len(waiting)

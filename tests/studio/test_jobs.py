@@ -64,3 +64,11 @@ class JobTestCase(BaseTestCase):
     def test_sweep_leaves_a_fresh_job_alone(self):
         Render.objects.filter(pk=self.job.pk).update(status="running", heartbeat_at=timezone.now())
         self.assertEqual(sweep_stale_jobs(), {"requeued": 0, "failed": 0})
+
+    def test_sweep_resends_a_job_whose_message_was_lost(self):
+        Render.objects.filter(pk=self.job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+        with self.captureOnCommitCallbacks(execute=True):
+            counts = sweep_stale_jobs()
+        self.assertEqual(counts["requeued"], 1)
+        self.job.refresh_from_db()
+        self.assertEqual(self.job.status, Render.Status.SUCCEEDED, self.job.error)
