@@ -1,0 +1,231 @@
+"""Phoneme timings for uploaded speech: energy VAD + PocketSphinx phone recognition.
+
+Public API:
+
+- ``voice_activity(samples, sample_rate) -> list[tuple[float, float]]``: speech regions in
+  seconds, from an adaptive energy threshold with hysteresis (no model needed).
+- ``recognize(samples16k) -> list[PhonemeEvent]``: ARPAbet phones (``AA`` … ``ZH``) with
+  start/end in seconds, only inside speech regions; silence and noise phones are dropped,
+  so every gap in the list is a pause.
+
+Recognition uses PocketSphinx 5's bundled en-US acoustic model and phone language model in
+all-phone mode, with the settings that work for lip sync (as Rhubarb Lip Sync found):
+context-independent phones, language weight 0.8 (lower flutters, higher freezes), beams of
+1e-20, batch cepstral mean normalisation with a fresh front end per utterance, fixed-seed
+dither, and each VAD region decoded as its own utterance padded by 30 ms. Where the
+recogniser says "silence" but the audio is plainly sounding, the gap is given to the phones
+around it (or to a neutral vowel), so the mouth never shuts in the middle of a word. The
+output is deterministic: the same audio gives the same phones.
+
+The model is English; other languages still come out as English phones at the right times,
+which is what mouth motion needs most (docs/speech.md has the measurements).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .speech import PhonemeEvent
+
+SAMPLE_RATE = 16000
+PAD_SECONDS = 0.030
+
+# VAD: 10 ms hop, 25 ms window; thresholds in dB relative to the recording's own levels.
+_HOP_S = 0.010
+_WINDOW_S = 0.025
+_FLOOR_PERCENTILE = 10
+_PEAK_PERCENTILE = 97
+_ABOVE_FLOOR_DB = 12.0  # speech starts this far above the noise floor …
+_BELOW_PEAK_DB = 38.0  # … but never more than this far below the loud parts
+_ABSOLUTE_MIN_DB = -58.0  # and never below this level (dither, hiss)
+_HYSTERESIS_DB = 6.0  # once started, speech continues until this much below the start level
+_MIN_SPEECH_S = 0.06
+_MERGE_GAP_S = 0.20  # shorter gaps are breaths between words, not pauses
+_EDGE_PAD_S = 0.02  # soft onsets/offsets sit under the threshold
+_SPLIT_GAP_S = 0.06  # voiced "silences" shorter than this go to the phones around them
+
+# Phones PocketSphinx uses for silence and noise.
+_NON_SPEECH = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+NOISE+", "+UH+", "+UM+", "+SMACK+"}
+# When a region yields no phone at all (mumble, a language far from English), the mouth
+# still has to move: an open-mid vowel, shaped over time by the loudness envelope.
+FALLBACK_PHONE = "AH"
+
+
+def _frame_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    hop = int(round(_HOP_S * sample_rate))
+    window = int(round(_WINDOW_S * sample_rate))
+    count = max(0, (len(samples) - window) // hop + 1)
+    if count == 0:
+        return np.zeros(0)
+    squared = np.concatenate([[0.0], np.cumsum(np.asarray(samples, dtype=np.float64) ** 2)])
+    starts = np.arange(count) * hop
+    energy = (squared[starts + window] - squared[starts]) / window
+    return 10.0 * np.log10(np.maximum(energy, 1e-12))
+
+
+def _threshold(levels: np.ndarray) -> float:
+    floor = float(np.percentile(levels, _FLOOR_PERCENTILE))
+    peak = float(np.percentile(levels, _PEAK_PERCENTILE))
+    return max(floor + _ABOVE_FLOOR_DB, peak - _BELOW_PEAK_DB, _ABSOLUTE_MIN_DB)
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """Frame levels (dB, one per 10 ms hop) and the thresholds the VAD derived from them."""
+
+    db: np.ndarray
+    start_level: float
+    stay_level: float
+
+    def mean_db(self, start: float, end: float) -> float:
+        first, last = int(start / _HOP_S), max(int(start / _HOP_S) + 1, int(end / _HOP_S))
+        window = self.db[first:last]
+        return float(10 * np.log10(np.mean(10 ** (window / 10)))) if window.size else -120.0
+
+
+def _levels(samples: np.ndarray, sample_rate: int) -> _Levels | None:
+    db = _frame_db(samples, sample_rate)
+    if len(db) == 0:
+        return None
+    start_level = _threshold(db)
+    return _Levels(db, start_level, start_level - _HYSTERESIS_DB)
+
+
+def _regions(levels: _Levels, duration: float) -> list[tuple[float, float]]:
+    regions: list[tuple[float, float]] = []
+    active_from: int | None = None
+    for index, level in enumerate(levels.db):
+        if active_from is None and level >= levels.start_level:
+            active_from = index
+        elif active_from is not None and level < levels.stay_level:
+            regions.append((active_from * _HOP_S, index * _HOP_S + _WINDOW_S))
+            active_from = None
+    if active_from is not None:
+        regions.append((active_from * _HOP_S, len(levels.db) * _HOP_S + _WINDOW_S))
+
+    merged: list[tuple[float, float]] = []
+    for start, end in regions:
+        if merged and start - merged[-1][1] < _MERGE_GAP_S:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return [
+        (max(0.0, start - _EDGE_PAD_S), min(duration, end + _EDGE_PAD_S))
+        for start, end in merged
+        if end - start >= _MIN_SPEECH_S
+    ]
+
+
+def voice_activity(samples: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
+    """Speech regions (start, end) in seconds, merged across short gaps and lightly padded."""
+    levels = _levels(samples, sample_rate)
+    return [] if levels is None else _regions(levels, len(samples) / sample_rate)
+
+
+# ----------------------------------------------------------------------------- recognition
+
+# One decoder per process: loading the model takes ~0.3 s, decoding is not re-entrant.
+_DECODER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder():
+    from pocketsphinx import Config, Decoder, get_model_path
+
+    models = get_model_path()
+    config = Config(
+        hmm=os.path.join(models, "en-us", "en-us"),
+        allphone=os.path.join(models, "en-us", "en-us-phone.lm.bin"),
+        lm=None,
+        dict=None,
+        allphone_ci=True,
+        lw=0.8,
+        beam=1e-20,
+        pbeam=1e-20,
+        cmn="batch",
+        dither=False,  # we dither ourselves, per utterance, so results repeat (see recognize)
+        samprate=SAMPLE_RATE,
+        loglevel="FATAL",
+    )
+    return Decoder(config)
+
+
+def _decode_utterance(pcm16: np.ndarray) -> list[tuple[str, float, float]]:
+    """(phone, start, end) in seconds from the start of ``pcm16``."""
+    decoder = _decoder()
+    # The feature front end keeps its cepstral mean from the previous utterance even in
+    # batch mode; a fresh one per utterance makes results independent of what came before.
+    decoder.reinit_feat()
+    decoder.start_utt()
+    decoder.process_raw(pcm16.tobytes(), full_utt=True)
+    decoder.end_utt()
+    frame = 1.0 / decoder.config["frate"]
+    return [(seg.word, seg.start_frame * frame, (seg.end_frame + 1) * frame) for seg in decoder.seg()]
+
+
+def _fill_voiced_gaps(
+    found: list[PhonemeEvent], region: tuple[float, float], levels: _Levels
+) -> list[PhonemeEvent]:
+    """Close the gaps the recogniser called silence where the audio is plainly sounding.
+
+    A mouth that shuts in the middle of a voiced word looks broken. Short gaps are split
+    between the phones on either side; longer ones become the fallback vowel, which the
+    loudness envelope then shapes. Quiet gaps stay gaps: they are real pauses.
+    """
+    filled: list[PhonemeEvent] = []
+    cursor = region[0]
+    for event in found + [PhonemeEvent(region[1], region[1], "")]:
+        gap = event.start - cursor
+        if gap > 1e-6 and levels.mean_db(cursor, event.start) >= levels.stay_level:
+            if gap < _SPLIT_GAP_S and filled and event.phoneme:
+                middle = (cursor + event.start) / 2
+                filled[-1] = PhonemeEvent(filled[-1].start, middle, filled[-1].phoneme)
+                event = PhonemeEvent(middle, event.end, event.phoneme)
+            elif gap < _SPLIT_GAP_S and filled:
+                filled[-1] = PhonemeEvent(filled[-1].start, event.start, filled[-1].phoneme)
+            elif gap < _SPLIT_GAP_S and event.phoneme:
+                event = PhonemeEvent(cursor, event.end, event.phoneme)
+            else:
+                filled.append(PhonemeEvent(cursor, event.start, FALLBACK_PHONE))
+        if event.phoneme:
+            filled.append(event)
+        cursor = max(cursor, event.end)
+    return filled
+
+
+def recognize(samples16k: np.ndarray) -> list[PhonemeEvent]:
+    """ARPAbet phones with times in seconds, inside the speech regions of 16 kHz mono audio."""
+    samples = np.asarray(samples16k, dtype=np.float32)
+    levels = _levels(samples, SAMPLE_RATE)
+    if levels is None:
+        return []
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+    # ±1 LSB of noise keeps digital silence out of log(0) in the features (PocketSphinx's own
+    # dither does this too, but its random state runs on across utterances).
+    pcm = np.clip(
+        pcm.astype(np.int32) + np.random.default_rng(0).integers(-1, 2, size=pcm.shape), -32768, 32767
+    ).astype(np.int16)
+    pad = int(PAD_SECONDS * SAMPLE_RATE)
+    events: list[PhonemeEvent] = []
+    for region in _regions(levels, len(samples) / SAMPLE_RATE):
+        region_start, region_end = region
+        first = max(0, int(region_start * SAMPLE_RATE) - pad)
+        last = min(len(pcm), int(region_end * SAMPLE_RATE) + pad)
+        offset = first / SAMPLE_RATE
+        with _DECODER_LOCK:
+            phones = _decode_utterance(pcm[first:last])
+        found = []
+        for phone, start, end in phones:
+            if phone in _NON_SPEECH or phone.startswith("+"):
+                continue
+            # the padding belongs to the silence around the region, not to the speech
+            start, end = max(region_start, start + offset), min(region_end, end + offset)
+            if end - start > 1e-6:
+                found.append(PhonemeEvent(start, end, phone))
+        events.extend(_fill_voiced_gaps(found, region, levels))
+    return events
