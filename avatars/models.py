@@ -78,6 +78,12 @@ class Avatar(JobFields):
     media = models.FileField(max_length=300, blank=True, help_text="Normalised source.")
     poster = models.FileField(max_length=300, blank=True)
     preview = models.FileField(max_length=300, blank=True)
+    library = models.FileField(
+        max_length=300, blank=True, help_text="Tracked face and mouth data for lip sync (video avatars)."
+    )
+    report = models.JSONField(
+        default=dict, blank=True, help_text="Preparation report: usable frames, viseme coverage, warnings."
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     fps = models.FloatField(null=True, blank=True)
@@ -105,13 +111,17 @@ class Avatar(JobFields):
         return self.preflight.get("problems", [])
 
     @property
+    def warnings(self) -> list[str]:
+        return self.report.get("warnings", [])
+
+    @property
     def background_rgb(self) -> tuple[int, int, int] | None:
         return parse_colour(self.background_colour) if self.background == "colour" else None
 
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [
             f
-            for f in (self.source, self.media, self.poster, self.preview, self.background_image)
+            for f in (self.source, self.media, self.poster, self.preview, self.library, self.background_image)
             if f
         ]
 

@@ -69,7 +69,7 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         Avatar,
         avatar.pk,
         running_status=Avatar.Status.PREPARING,
-        weights={"preview": 0.1, "normalising": 0.85, "poster": 0.05},
+        weights={"preview": 0.05, "normalising": 0.35, "tracking": 0.55, "poster": 0.05},
     )
     prepared = pipeline.prepare_avatar(
         kind=avatar.kind,
@@ -84,7 +84,9 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         stored.append(upload(prepared.media_path, f"{avatar.key_prefix}media{prepared.media_path.suffix}"))
         stored.append(upload(prepared.poster_path, f"{avatar.key_prefix}poster{prepared.poster_path.suffix}"))
         stored.append(upload(prepared.preview_path, f"{avatar.key_prefix}preview.mp4"))
-        old = [f.name for f in (avatar.media, avatar.poster, avatar.preview) if f]
+        if prepared.library_path:
+            stored.append(upload(prepared.library_path, f"{avatar.key_prefix}library.npz"))
+        old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library) if f]
         finished = Avatar.objects.filter(pk=avatar.pk, status=Avatar.Status.PREPARING).update(
             status=Avatar.Status.READY,
             stage="",
@@ -92,6 +94,8 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
             media=stored[0],
             poster=stored[1],
             preview=stored[2],
+            library=stored[3] if prepared.library_path else "",
+            report=prepared.report or {},
             width=prepared.width,
             height=prepared.height,
             fps=prepared.fps,

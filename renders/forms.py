@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 
 from avatars.models import Avatar
@@ -5,6 +7,33 @@ from engine import speech
 from engine.errors import InputRejected
 from renders.models import Render
 from studio.uploads import local_path
+
+
+MAX_DISABLED_INTERVALS = 5
+MIN_CUSTOM_SEGMENT_SECONDS = 5.0
+INTERVAL_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)$")
+
+
+def parse_intervals(text: str) -> list[list[float]]:
+    """Parse "1-2, 3.5-4" into [[1.0, 2.0], [3.5, 4.0]], refusing what the engine can't honour."""
+    intervals: list[list[float]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        match = INTERVAL_PATTERN.match(part)
+        if not match:
+            raise forms.ValidationError(
+                f"“{part}” is not a time range; write ranges in seconds like 1.5-3, separated by commas."
+            )
+        start, end = float(match[1]), float(match[2])
+        if end <= start:
+            raise forms.ValidationError(f"In “{part}” the end must come after the start.")
+        if intervals and start < intervals[-1][1]:
+            raise forms.ValidationError("List the ranges in order, without overlaps.")
+        intervals.append([start, end])
+    if len(intervals) > MAX_DISABLED_INTERVALS:
+        raise forms.ValidationError(f"At most {MAX_DISABLED_INTERVALS} ranges can be left untouched.")
+    return intervals
 
 
 def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -49,6 +78,17 @@ class RenderForm(forms.Form):
         label="When the speech is longer than the avatar's video",
         widget=forms.RadioSelect,
     )
+    segment_start = forms.FloatField(
+        required=False, min_value=0, label="Segment start (s)",
+        help_text="Circle: where the loop starts. Custom: the part of the footage to loop.",
+    )
+    segment_end = forms.FloatField(required=False, min_value=0, label="Segment end (s)")
+    disable_intervals = forms.CharField(
+        required=False,
+        label="Leave the mouth untouched during",
+        help_text="Up to 5 ranges of the output in seconds, in order, e.g. 0-1.5, 12-14.",
+        widget=forms.TextInput(attrs={"placeholder": "0-1.5, 12-14"}),
+    )
 
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
@@ -62,7 +102,8 @@ class RenderForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("driver") == Render.Driver.TEXT:
             self._clean_speech(cleaned)
-        elif cleaned.get("driver") == Render.Driver.AUDIO:
+        self._clean_loop(cleaned)
+        if cleaned.get("driver") == Render.Driver.AUDIO:
             audio = cleaned.get("audio")
             if not audio:
                 self.add_error("audio", "Choose the voice track to lip-sync to.")
@@ -73,6 +114,28 @@ class RenderForm(forms.Form):
                 except InputRejected as problem:
                     self.add_error("audio", str(problem))
         return cleaned
+
+    def clean_disable_intervals(self) -> list[list[float]]:
+        return parse_intervals(self.cleaned_data.get("disable_intervals") or "")
+
+    def _clean_loop(self, cleaned: dict) -> None:
+        avatar, mode = cleaned.get("avatar"), cleaned.get("loop_mode")
+        start, end = cleaned.get("segment_start"), cleaned.get("segment_end")
+        if mode == Render.LoopMode.CUSTOM:
+            if start is None or end is None:
+                self.add_error("segment_end", "A custom segment needs a start and an end time.")
+                return
+            if end - start < MIN_CUSTOM_SEGMENT_SECONDS:
+                self.add_error(
+                    "segment_end",
+                    f"The segment is {max(end - start, 0):.1f} s long; a custom segment needs at least 5 s.",
+                )
+        if avatar is not None and avatar.kind == Avatar.Kind.VIDEO and avatar.duration:
+            for name, value in (("segment_start", start), ("segment_end", end)):
+                if value is not None and value > avatar.duration:
+                    self.add_error(
+                        name, f"The avatar's footage is only {avatar.duration:.1f} s long."
+                    )
 
     def _clean_speech(self, cleaned: dict) -> None:
         try:

@@ -15,6 +15,8 @@ class Render(JobFields):
     class LoopMode(models.TextChoices):
         REVERSE = "reverse", "Reverse splice (forward, then backward)"
         FORWARD = "forward", "Forward splice (start over)"
+        CIRCLE = "circle", "Circle (the last frame joins the first)"
+        CUSTOM = "custom", "Custom segment (loop a part of the footage)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -39,6 +41,11 @@ class Render(JobFields):
     audio = models.FileField(max_length=300, blank=True)
     audio_duration = models.FloatField(null=True, blank=True)
     loop_mode = models.CharField(max_length=10, choices=LoopMode.choices, default=LoopMode.REVERSE)
+    segment_start = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
+    segment_end = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
+    disable_intervals = models.JSONField(
+        default=list, blank=True, help_text="[[start, end], …] seconds of output left untouched."
+    )
     status = models.CharField(
         max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

@@ -27,6 +27,9 @@ def render_create(
     audio: UploadedFile | None = None,
     audio_duration: float | None = None,
     loop_mode: str = Render.LoopMode.REVERSE,
+    segment_start: float | None = None,
+    segment_end: float | None = None,
+    disable_intervals: list[list[float]] | None = None,
 ) -> Render:
     render = Render(
         id=uuid.uuid4(),
@@ -36,6 +39,9 @@ def render_create(
         title=title,
         driver=driver,
         loop_mode=loop_mode,
+        segment_start=segment_start,
+        segment_end=segment_end,
+        disable_intervals=disable_intervals or [],
     )
     if driver == Render.Driver.TEXT:
         render.script, render.voice, render.speed, render.volume = script, voice, speed, volume

@@ -45,13 +45,17 @@ def _render(render: Render, scratch: Path) -> None:
         weights={"speech": 0.1, "frames": 0.85, "finalize": 0.05},
     )
     reporter("preparing", 0.0)
-    avatar_media = download(render.avatar.media, scratch)
+    avatar = render.avatar
     request = pipeline.RenderRequest(
-        avatar_kind=render.avatar.kind,
-        avatar_media=avatar_media,
+        avatar_kind=avatar.kind,
+        avatar_media=download(avatar.media, scratch),
         output=scratch / "render.mp4",
         poster=scratch / "poster.jpg",
         loop_mode=render.loop_mode,
+        library=download(avatar.library, scratch) if avatar.library else None,
+        segment_start=render.segment_start,
+        segment_end=render.segment_end,
+        disable_intervals=[tuple(pair) for pair in render.disable_intervals],
     )
     if render.driver == Render.Driver.TEXT:
         request.text = render.script

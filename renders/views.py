@@ -46,6 +46,9 @@ def render_create(request: HttpRequest) -> HttpResponse:
             audio=data.get("audio"),
             audio_duration=form.audio_duration,
             loop_mode=data["loop_mode"],
+            segment_start=data.get("segment_start"),
+            segment_end=data.get("segment_end"),
+            disable_intervals=data.get("disable_intervals"),
         )
         return redirect("renders:detail", render_id=new.pk)
     status = 400 if request.method == "POST" else 200

@@ -88,6 +88,33 @@ class RenderCreateTestCase(RenderTestCase):
         self.assertContains(response, "status-succeeded")
 
 
+class RenderOptionsTestCase(RenderTestCase):
+    def test_it_keeps_the_loop_and_untouched_ranges(self):
+        self.post_render(loop_mode="circle", segment_start="0", disable_intervals="0-0.5, 1-1.5")
+        job = Render.objects.get()
+        self.assertEqual(job.loop_mode, "circle")
+        self.assertEqual(job.disable_intervals, [[0.0, 0.5], [1.0, 1.5]])
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertContains(self.client.get(f"/renders/{job.pk}/"), "0.0–0.5 s, 1.0–1.5 s")
+
+    def test_it_refuses_ranges_out_of_order(self):
+        response = self.post_render(disable_intervals="3-4, 1-2")
+        self.assertContains(response, "List the ranges in order, without overlaps.", status_code=400)
+
+    def test_it_refuses_more_than_five_ranges(self):
+        response = self.post_render(disable_intervals="0-1, 2-3, 4-5, 6-7, 8-9, 10-11")
+        self.assertContains(response, "At most 5 ranges", status_code=400)
+
+    def test_it_refuses_a_range_it_cannot_read(self):
+        response = self.post_render(disable_intervals="from 3 to 4")
+        self.assertContains(response, "is not a time range", status_code=400)
+
+    def test_it_refuses_a_custom_segment_under_5_seconds(self):
+        response = self.post_render(loop_mode="custom", segment_start="1", segment_end="4")
+        self.assertContains(response, "The segment is 3.0 s long; a custom segment needs at least 5 s.", status_code=400)
+        self.assertFalse(Render.objects.exists())
+
+
 class RenderJobTestCase(RenderTestCase):
     def queued(self) -> Render:
         # Without running on-commit callbacks the job stays queued, as if no worker were free.
