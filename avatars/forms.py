@@ -14,10 +14,16 @@ class AvatarForm(forms.Form):
         max_length=50,
         validators=[validate_avatar_name],
         help_text="2–50 characters: letters, digits, spaces, _ and -.",
+        error_messages={"required": "Give the avatar a name your team will recognise."},
     )
-    gender = forms.ChoiceField(choices=Avatar.Gender.choices, widget=forms.RadioSelect)
+    gender = forms.ChoiceField(
+        choices=Avatar.Gender.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Pick a gender; it chooses the default voice for this avatar."},
+    )
     source = forms.FileField(
         label="Video or photo",
+        error_messages={"required": "Choose the video or photo to make the avatar from."},
         help_text="MP4 or MOV, 10 s to 5 min of you speaking; or a JPEG, PNG or WebP photo up "
         "to 10 MB. One face, looking at the camera.",
         widget=forms.ClearableFileInput(
@@ -34,7 +40,8 @@ class AvatarForm(forms.Form):
         required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"})
     )
     consent = forms.BooleanField(
-        label="I am the person in this file, or I have their written consent to make an avatar of them."
+        label="I am the person in this file, or I have their written consent to make an avatar of them.",
+        error_messages={"required": "Confirm that you are this person or have their consent."},
     )
 
     def __init__(self, *args, team, oversize_field: str | None = None, **kwargs):

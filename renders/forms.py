@@ -46,7 +46,9 @@ def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 
 class RenderForm(forms.Form):
     avatar = forms.ModelChoiceField(queryset=Avatar.objects.none(), empty_label=None)
-    title = forms.CharField(max_length=120)
+    title = forms.CharField(
+        max_length=120, error_messages={"required": "Give the video a title so you can find it later."}
+    )
     driver = forms.ChoiceField(
         choices=Render.Driver.choices, initial=Render.Driver.TEXT, widget=forms.RadioSelect
     )

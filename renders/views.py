@@ -1,4 +1,5 @@
 import tempfile
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
+from avatars.models import Avatar
 from engine import speech
 from renders import services
 from renders.forms import RenderForm
@@ -17,6 +19,7 @@ from studio.access import require_editor, team_object_or_404
 from studio.htmx import STOP_POLLING
 
 STATUS_PARTIAL = "renders/render_detail.html#status"
+DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
 LIST_PAGE_SIZE = 60
 
 
@@ -29,7 +32,10 @@ def render_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def render_create(request: HttpRequest) -> HttpResponse:
     require_editor(request)
-    initial = {"avatar": request.GET.get("avatar"), "voice": "en-us"}
+    initial = {"voice": DEFAULT_VOICES[Avatar.Gender.FEMALE]}
+    chosen = Avatar.objects.filter(team=request.team, pk=_uuid_or_none(request.GET.get("avatar"))).first()
+    if chosen is not None:
+        initial.update(avatar=chosen.pk, voice=DEFAULT_VOICES[chosen.gender])
     form = RenderForm(request.POST or None, request.FILES or None, team=request.team, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -56,6 +62,13 @@ def render_create(request: HttpRequest) -> HttpResponse:
     return render(
         request, "renders/render_create.html", {"form": form, "has_avatars": has_avatars}, status=status
     )
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value or "")
+    except ValueError:
+        return None
 
 
 @login_required

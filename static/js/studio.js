@@ -23,6 +23,19 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  const backgroundOptions = document.querySelector("[data-background-options]");
+  if (backgroundOptions) {
+    const form = backgroundOptions.closest("form");
+    const sync = () => {
+      const chosen = form.querySelector("input[name=background]:checked");
+      for (const option of backgroundOptions.querySelectorAll("[data-show-for]")) {
+        option.hidden = !chosen || option.dataset.showFor !== chosen.value;
+      }
+    };
+    form.addEventListener("change", sync);
+    sync();
+  }
+
   const driverForm = document.querySelector("[data-driver-form]");
   if (driverForm) {
     const sync = () => {

@@ -88,6 +88,18 @@ class RenderCreateTestCase(RenderTestCase):
         self.assertContains(response, "status-succeeded")
 
 
+class RenderFormTestCase(RenderTestCase):
+    def test_it_preselects_the_avatar_and_a_matching_voice(self):
+        self.login(self.alice)
+        response = self.client.get(f"/renders/new/?avatar={self.avatar.pk}")
+        self.assertContains(response, f'<option value="{self.avatar.pk}" selected>')
+        self.assertContains(response, '<option value="en-us+f3" selected>')
+
+    def test_it_ignores_a_malformed_avatar_id(self):
+        self.login(self.alice)
+        self.assertEqual(self.client.get("/renders/new/?avatar=nope").status_code, 200)
+
+
 class RenderOptionsTestCase(RenderTestCase):
     def test_it_keeps_the_loop_and_untouched_ranges(self):
         self.post_render(loop_mode="circle", segment_start="0", disable_intervals="0-0.5, 1-1.5")
