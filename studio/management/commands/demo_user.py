@@ -29,6 +29,6 @@ class Command(BaseCommand):
         password = password_file.read_text().strip()
         line = "=" * 64
         self.stdout.write(
-            f"{line}\n  Avatar Studio: http://localhost:{os.getenv("WEB_PORT", "8000")}/\n"
+            f"{line}\n  Avatar Studio: http://localhost:{os.getenv('WEB_PORT', '8000')}/\n"
             f"  Demo login:    {username} / {password}   (also admin at /admin/)\n{line}"
         )
