@@ -19,9 +19,9 @@ class AvatarAdmin(admin.ModelAdmin):
         "id", "kind", "status", "stage", "progress", "attempts", "heartbeat_at", "started_at",
         "finished_at", "error", "preflight_report", "source_name", "source_mime", "source_size",
         "consent_at", "poster_image", "preview_player", "source_player", "width", "height", "fps",
-        "duration", "created_at", "updated_at",
+        "duration", "report", "created_at", "updated_at",
     ]
-    exclude = ["preflight", "media", "poster", "preview", "source"]
+    exclude = ["preflight", "media", "poster", "preview", "source", "library"]
     actions = ["retry_preparation"]
 
     @admin.display(description="pre-flight report")
