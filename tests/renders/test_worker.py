@@ -64,7 +64,7 @@ def test_it_renders_through_a_real_worker(embedded_worker):
     assert set(statuses[:-1]) <= {200} and statuses[-1] == 286
     assert job.attempts == 1 and job.heartbeat_at is not None
 
-    facts = mp4_facts(job.video.path)
+    facts = mp4_facts(job.video)
     expected = speech.synthesize(SCRIPT, voice="en-us").duration
     assert abs(facts["video_duration"] - expected) <= 1 / facts["fps"] + 1e-6
     assert facts["audio_rms"] > 0.01

@@ -1,0 +1,168 @@
+"""Lip-sync evaluation: the metric functions on known inputs, and the `eval` command end to end
+(on a generated talking video in every run; on the shared real clip when it is present)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import eval as ev
+from engine.__main__ import main
+from engine.speech import PhonemeEvent
+from tests import mediagen
+
+SHARED_CLIP = Path("/work/shared/media/obama_address_30s.mov")
+FIGURES = ("aperture_r", "lip_distance_ratio", "pbm_closed_share", "av_offset_difference",
+           "psnr_outside_mouth_db", "jitter_ratio")
+
+
+# -- metrics on known inputs -------------------------------------------------------------
+
+
+def test_pearson_of_identical_affine_and_opposite_series():
+    x = np.sin(np.linspace(0, 7, 200))
+    assert ev.pearson(x, x) == pytest.approx(1.0)
+    assert ev.pearson(x, 3 * x + 2) == pytest.approx(1.0)
+    assert ev.pearson(x, -x) == pytest.approx(-1.0)
+
+
+def test_pearson_ignores_gaps_and_is_undefined_for_a_constant():
+    x = np.arange(50, dtype=float)
+    y = x.copy()
+    y[[3, 17]] = np.nan
+    assert ev.pearson(x, y) == pytest.approx(1.0)
+    assert math.isnan(ev.pearson(x, np.ones(50)))
+    assert math.isnan(ev.pearson([1.0, 2.0], [1.0, 2.0]))
+
+
+@pytest.mark.parametrize("shift", [-4, -1, 0, 2, 5])
+def test_best_lag_finds_the_shift(shift):
+    rng = np.random.default_rng(3)
+    reference = np.convolve(rng.normal(size=300), np.ones(3) / 3, mode="same")
+    signal = np.roll(reference, shift)  # signal[t] = reference[t - shift]: later by `shift`
+    lag, r = ev.best_lag(signal, reference, max_lag=5)
+    assert lag == shift
+    assert r > 0.95
+
+
+def test_best_lag_of_a_constant_is_undefined():
+    assert ev.best_lag(np.ones(40), np.arange(40.0)) == (None, pytest.approx(math.nan, nan_ok=True))
+
+
+def test_psnr_identical_is_capped_and_known_error_gives_known_db():
+    a = np.full((20, 30, 3), 100, np.uint8)
+    assert ev.psnr(a, a) == ev.PSNR_CAP_DB
+    b = a.copy()
+    b[...] = 110  # MSE 100 → 10·log10(255² / 100) = 28.13 dB
+    assert ev.psnr(a, b) == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-6)
+
+
+def test_psnr_outside_a_mask_ignores_the_pixels_inside():
+    a = np.zeros((40, 40, 3), np.uint8)
+    b = a.copy()
+    b[15:25, 15:25] = 255
+    mask = np.zeros((40, 40), np.float32)
+    mask[18:22, 18:22] = 1.0
+    keep = ~ev.dilated_mask(mask, 4)
+    assert ev.psnr(a, b, keep) == ev.PSNR_CAP_DB  # the dilated mask covers the changed block
+    assert ev.psnr(a, b, ~ev.dilated_mask(mask, 1)) < 20
+    assert not ev.dilated_mask(None, 10, shape=(5, 6, 3)).any()
+
+
+def test_similarity_transform_recovers_rotation_scale_translation():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(15, 2)) * 30
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    dst = src @ (scale * rotation).T + shift
+    a, t = ev.similarity_transform(src, dst)
+    assert np.allclose(a, scale * rotation, atol=1e-9)
+    assert np.allclose(t, shift, atol=1e-9)
+    assert np.allclose(ev.apply_transform(src, (a, t)), dst, atol=1e-9)
+
+
+def test_second_difference_jitter_is_zero_for_uniform_motion_and_skips_gaps():
+    steady = np.stack([np.full((4, 2), float(k)) for k in range(10)])
+    assert ev.second_difference_jitter(steady) == pytest.approx(0.0)
+    shaky = steady.copy()
+    shaky[5] += 0.5  # one frame off by (0.5, 0.5): three triples see it
+    value = ev.second_difference_jitter(shaky)
+    assert value > 0
+    shaky[2] = np.nan
+    assert math.isfinite(ev.second_difference_jitter(shaky))
+
+
+def test_closed_threshold_and_pbm_checks():
+    apertures = np.r_[np.full(20, 0.005), np.full(80, 0.15), [0.3, 0.3]]
+    threshold, closed, opened = ev.closed_threshold(apertures)
+    assert closed == pytest.approx(0.005)
+    assert 0.025 <= threshold < 0.1
+    fps = 25.0
+    series = np.full(50, 0.15)
+    series[10] = 0.0  # closed at 0.40 s
+    events = [
+        PhonemeEvent(0.42, 0.48, "M"),  # closed frame 20 ms before: counts
+        PhonemeEvent(1.20, 1.30, "B"),  # nothing closed near it
+        PhonemeEvent(0.40, 0.50, "AA"),  # not a bilabial
+    ]
+    checks = ev.closure_checks(events, series, fps, threshold)
+    assert [c.phone for c in checks] == ["M", "B"]
+    assert [c.closed for c in checks] == [True, False]
+    assert ev.closed_share(checks) == 0.5
+
+
+# -- the eval command ----------------------------------------------------------------------
+
+
+def _check_result(result: dict, out: Path) -> None:
+    for name in FIGURES:
+        entry = result["figures"][name]
+        assert {"value", "target", "pass"} <= set(entry)
+    psnr = result["figures"]["psnr_outside_mouth_db"]["value"]
+    assert psnr is not None and math.isfinite(psnr)
+    ld = result["figures"]["lip_distance_ratio"]
+    assert ld["static_baseline"] is not None and ld["loudness_baseline"] is not None
+    av = result["figures"]["av_offset_difference"]
+    assert "rendered_lag" in av and "real_lag" in av
+    assert result["held_out_frames"] > 0
+    for name in ("eval.json", "contact_sheet.png", "aperture.png"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "eval.json").read_text()) == result
+
+
+@pytest.mark.slow
+def test_eval_command_on_a_generated_talking_video(tmp_path, capsys):
+    video = mediagen.make_talking_video(tmp_path / "talk.mp4", seconds=15.0, size=(480, 360))
+    out = tmp_path / "eval"
+    assert main(["eval", "--video", str(video), "--split", "10", "-o", str(out), "--no-video"]) == 0
+    printed = capsys.readouterr().out
+    assert "aperture r vs real" in printed and "PSNR outside mouth" in printed
+    result = json.loads((out / "eval.json").read_text())
+    _check_result(result, out)
+    assert result["library_frames"] == 250
+    assert 120 <= result["held_out_frames"] <= 126
+    assert result["faces_found"]["real"] >= 0.9 * result["held_out_frames"]
+
+
+def test_eval_refuses_a_split_that_leaves_nothing_to_hold_out(tmp_path, capsys):
+    video = mediagen.make_talking_video(tmp_path / "short.mp4", seconds=4.0, size=(320, 240))
+    assert main(["eval", "--video", str(video), "--split", "3", "-o", str(tmp_path / "e")]) == 2
+    assert "leaves under 2 s" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_CLIP.is_file(), reason="the shared real clip is not on this machine")
+def test_eval_on_the_real_clip_reports_every_figure(tmp_path, record_property):
+    out = tmp_path / "obama"
+    result = ev.evaluate(SHARED_CLIP, split=20.0, out=out, write_video=False)
+    _check_result(result, out)
+    assert result["faces_found"]["real"] >= 0.95 * result["held_out_frames"]
+    assert result["faces_found"]["rendered"] >= 0.9 * result["held_out_frames"]
+    # Targets are reported, not asserted (docs/quality.md discusses the ones missed).
+    for name in FIGURES:
+        record_property(name, result["figures"][name]["value"])
+    print("\n" + "\n".join(ev.summary_lines(result)))
