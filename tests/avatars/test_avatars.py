@@ -30,8 +30,10 @@ class AvatarCreateTestCase(AvatarTestCase):
         self.assertTrue(avatar.poster.name.endswith(".jpg"))
         self.assertTrue(avatar.preview.name.endswith("preview.mp4"))
         self.assertAlmostEqual(avatar.duration, 12.0, delta=0.2)
-        for field in (avatar.source, avatar.media, avatar.poster, avatar.preview):
+        for field in (avatar.source, avatar.media, avatar.poster, avatar.preview, avatar.library):
             self.assertTrue(field.storage.exists(field.name), field.name)
+        self.assertTrue(avatar.library.name.endswith("library.npz"))
+        self.assertGreater(avatar.report["usable_frames"], 0.8 * avatar.report["total_frames"])
         page = self.client.get(f"/avatars/{avatar.pk}/")
         self.assertContains(page, "<video")
         self.assertContains(page, "Render a video")

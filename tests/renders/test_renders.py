@@ -216,3 +216,27 @@ class VoiceSampleTestCase(BaseTestCase):
     def test_unknown_voice_is_404(self):
         self.login(self.alice)
         self.assertEqual(self.client.get("/renders/voices/sample/", {"voice": "xx-nope"}).status_code, 404)
+
+
+class VideoAvatarRenderTestCase(BaseTestCase):
+    def test_it_lip_syncs_a_video_avatar_longer_than_its_footage(self):
+        from avatars import services as avatar_services
+
+        path = media_cache.talking_video(12.0)
+        with self.captureOnCommitCallbacks(execute=True):
+            avatar_services.avatar_create(
+                team=self.team, user=self.alice, name="Talker", gender="female",
+                source=self.upload(path, "talk.mp4"),
+            )
+        avatar = Avatar.objects.get()
+        self.assertEqual(avatar.status, Avatar.Status.READY, avatar.error or avatar.problems)
+        self.login(self.alice)
+        with open(media_cache.audio(15.0, "wav"), "rb") as handle, self.captureOnCommitCallbacks(execute=True):
+            self.client.post("/renders/new/", {
+                "avatar": avatar.pk, "title": "Longer than the footage", "driver": "audio", "audio": handle,
+                "speed": "1", "volume": "0", "loop_mode": "reverse", "disable_intervals": "0-1",
+            })
+        job = Render.objects.get()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertAlmostEqual(job.duration, 15.0, delta=0.1)
+        self.assertEqual((job.width, job.height), (avatar.width, avatar.height))
