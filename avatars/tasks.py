@@ -69,7 +69,7 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         Avatar,
         avatar.pk,
         running_status=Avatar.Status.PREPARING,
-        weights={"preview": 0.05, "normalising": 0.35, "tracking": 0.55, "poster": 0.05},
+        weights={"preview": 0.05, "normalising": 0.8, "tracking": 0.1, "poster": 0.05},
     )
     prepared = pipeline.prepare_avatar(
         kind=avatar.kind,

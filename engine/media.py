@@ -1007,6 +1007,7 @@ def normalise_video(
     stage: str = "normalise",
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
+    on_frame: Callable[[int, av.VideoFrame], None] | None = None,
 ) -> MediaInfo:
     """Re-encode to H.264 yuv420p BT.709, constant frame rate, even size, audio as AAC.
 
@@ -1014,7 +1015,9 @@ def normalise_video(
     or repeated onto a constant grid (phones record variable frame rate), and audio is
     aligned to the first video frame. ``frame_filter`` (RGB → RGB at the output size, e.g.
     background replacement) forces the RGB path; otherwise frames stay YUV end to end.
-    ``progress(stage, fraction)`` is throttled to ~2 calls/s. Returns the output's info.
+    ``progress(stage, fraction)`` is throttled to ~2 calls/s. ``on_frame(index, frame)``
+    sees each output frame exactly as it is encoded (yuv420p BT.709 at the output size), so
+    per-frame analysis can ride along without decoding the output again. Returns the output's info.
     """
     from .errors import Cancelled
 
@@ -1049,17 +1052,23 @@ def normalise_video(
 
         def emit(frame: av.VideoFrame) -> None:
             if not rotation and frame_filter is None:
-                writer.write(frame)  # YUV end to end; the writer scales if needed
-                return
-            if rotation:
-                rgb = frame_to_rgb(frame, rotation=rotation)
-                if (rgb.shape[1], rgb.shape[0]) != (writer.width, writer.height):
-                    rgb = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                        width=writer.width, height=writer.height, interpolation="AREA"
-                    ).to_ndarray()
+                if on_frame is None:
+                    writer.write(frame)  # YUV end to end; the writer scales if needed
+                    return
+                out = _to_encoder_frame(frame, writer.width, writer.height)
             else:
-                rgb = frame_to_rgb(_to_encoder_frame(frame, writer.width, writer.height))
-            writer.write(frame_filter(rgb) if frame_filter is not None else rgb)
+                if rotation:
+                    rgb = frame_to_rgb(frame, rotation=rotation)
+                    if (rgb.shape[1], rgb.shape[0]) != (writer.width, writer.height):
+                        rgb = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                            width=writer.width, height=writer.height, interpolation="AREA"
+                        ).to_ndarray()
+                else:
+                    rgb = frame_to_rgb(_to_encoder_frame(frame, writer.width, writer.height))
+                out = rgb_to_frame(frame_filter(rgb) if frame_filter is not None else rgb)
+            if on_frame is not None:
+                on_frame(writer.frames_written, out)
+            writer.write(out)
 
         for packet in container.demux(*streams):
             if finished:

@@ -1,9 +1,10 @@
-"""The local engine: avatar preparation and the v0 render.
+"""The local engine: avatar preparation and render.
 
-v0 renders the avatar's footage (or still photo) timed to the speech, with the speech as
-the sound track. There is **no mouth motion yet**: lips move only as they did in the
-original footage. Mouth synthesis arrives with the visemes / video_avatar / photo_avatar
-issues and plugs into ``_frames_for_video`` / ``_frames_for_photo``.
+Video avatars are prepared with a mouth library (``video_avatar``: face tracking, the
+per-avatar mouth units) and rendered with real lip sync when the request names that
+library; without one (avatars prepared before lip sync existed) the footage plays timed to
+the speech, lips moving only as they did in the original. Photo avatars still render the
+photo as it is; their mouth synthesis plugs into ``_frames_for_photo``.
 
 Frames stream decoder → encoder: a video avatar's frames stay in YUV unless a background
 or rotation forces RGB, and only a bounded chunk is cached for reverse playback (see
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,7 +30,7 @@ from .errors import Cancelled, EngineError, InputRejected
 ProgressFn = Callable[[str, float], None]  # (stage, fraction 0..1 of that stage)
 CancelFn = Callable[[], bool]
 
-LOOP_MODES = ("reverse", "forward")
+LOOP_MODES = ("reverse", "forward", "circle", "custom")
 PHOTO_FPS = 25
 MAX_PREPARED_LONG_SIDE = 1920  # renders run on 2 CPU cores: 4K sources are prepared at 1080p
 PREVIEW_SECONDS = 3.0
@@ -100,6 +102,8 @@ class PreparedAvatar:
     fps: float
     duration: float  # seconds of footage; 0.0 for a photo
     frame_count: int  # 1 for a photo
+    library_path: Path | None = None  # the mouth library (video avatars)
+    report: dict | None = None  # the preparation report (video avatars): usable frames, coverage, warnings
 
 
 def prepare_avatar(
@@ -116,8 +120,14 @@ def prepare_avatar(
 
     Stages, in order: ``preview`` (made first, straight from the source, so the creator sees
     something within seconds; ``on_preview(path)`` fires as soon as it exists), then
-    ``normalising``, then ``poster``. A background (colour or image) is baked into the
-    prepared media. On cancel or failure nothing is left in ``workdir``.
+    ``normalising``, then — video only — ``tracking``, then ``poster``. A background (colour
+    or image) is baked into the prepared media. On cancel or failure nothing is left in
+    ``workdir``.
+
+    For a video the face is tracked in every frame *while* it is normalised (one decode
+    serves both), so most of the tracking work is reported under ``normalising``;
+    ``tracking`` then recognises the footage's own speech and writes the mouth library
+    (``library_path``) and the preparation report (``report``).
     """
     if kind not in ("video", "photo"):
         raise EngineError(f"Unknown avatar kind {kind!r}.")
@@ -136,29 +146,68 @@ def prepare_avatar(
 
 
 def _prepare_video(source, workdir, background, progress, cancel, on_preview, outputs) -> PreparedAvatar:
+    from . import video_avatar
+
     preview = workdir / "preview.mp4"
     media_path = workdir / "media.mp4"
     poster = workdir / "poster.jpg"
-    outputs.extend([preview, media_path, poster])
+    library_path = workdir / ("library" + video_avatar.LIBRARY_SUFFIX)
+    outputs.extend([preview, media_path, poster, library_path])
 
     media.report_progress(progress, "preview", 0.0)
-    media.write_preview(
-        source, preview, PREVIEW_SECONDS, max_long_side=PREVIEW_LONG_SIDE, frame_filter=_lazy_filter(background)
-    )
-    media.report_progress(progress, "preview", 1.0)
-    if on_preview is not None:
-        on_preview(preview)
-    cancel(force=True)
+    # FaceMesh's first graph takes ~0.7 s to load: let it load while the preview encodes.
+    ready: dict = {}
+    loader = threading.Thread(target=lambda: ready.setdefault("builder", video_avatar.LibraryBuilder()),
+                              name="facemesh-load", daemon=True)
+    loader.start()
+    try:
+        media.write_preview(
+            source, preview, PREVIEW_SECONDS, max_long_side=PREVIEW_LONG_SIDE, frame_filter=_lazy_filter(background)
+        )
+        media.report_progress(progress, "preview", 1.0)
+        if on_preview is not None:
+            on_preview(preview)
+        cancel(force=True)
+    except BaseException:
+        loader.join()
+        if "builder" in ready:
+            ready["builder"].close()
+        raise
+    loader.join()
+    builder = ready.get("builder") or video_avatar.LibraryBuilder()
 
-    info = media.normalise_video(
-        source,
-        media_path,
-        progress,
-        max_long_side=MAX_PREPARED_LONG_SIDE,
-        frame_filter=_lazy_filter(background),
-        should_cancel=cancel.as_fn(),
-        stage="normalising",
-    )
+    started = time.monotonic()
+    # The footage's own speech is recognised (for the viseme labels) while frames are tracked.
+    own_speech = video_avatar.OwnSpeech(source)
+    with builder:
+        builder.start_worker()
+        info = media.normalise_video(
+            source,
+            media_path,
+            progress,
+            max_long_side=MAX_PREPARED_LONG_SIDE,
+            frame_filter=_lazy_filter(background),
+            should_cancel=cancel.as_fn(),
+            stage="normalising",
+            on_frame=builder.submit,
+        )
+        builder.join()
+        cancel(force=True)
+        media.report_progress(progress, "tracking", 0.0)
+        with media.VideoReader(media_path, cache_bytes=0, threads=False) as reader:
+            fps = reader.fps
+        trajectory = own_speech.result(fps)
+        try:
+            if trajectory is not None:
+                report = builder.finish(library_path, trajectory=trajectory, fps=fps).to_dict()
+            else:
+                report = builder.finish(library_path, video=media_path, fps=fps).to_dict()
+        except InputRejected as exc:
+            # Pre-flight saw a face, FaceMesh never could: the avatar still plays, without lip sync.
+            library_path = None
+            report = {"usable_frames": 0, "warnings": [str(exc)]}
+    report["seconds"] = round(time.monotonic() - started, 2)
+    media.report_progress(progress, "tracking", 1.0)
     cancel(force=True)
 
     media.report_progress(progress, "poster", 0.0)
@@ -174,6 +223,8 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
         fps=info.fps,
         duration=info.duration,
         frame_count=info.frame_count,
+        library_path=library_path,
+        report=report,
     )
 
 
@@ -246,9 +297,14 @@ class RenderRequest:
     speed: float = 1.0
     volume: int = 0
     audio: Path | None = None
-    loop_mode: str = "reverse"  # "reverse" | "forward"
+    loop_mode: str = "reverse"  # "reverse" | "forward" | "circle" | "custom"
     background: Background = None
     fps: float | None = None  # video: the avatar's own rate; photo: 25
+    library: Path | None = None  # PreparedAvatar.library_path: lip sync; None: the footage as it is
+    segment_start: float | None = None  # seconds of footage: where the background starts
+    segment_end: float | None = None  # … and ends (custom: required, ≥ 5 s after the start)
+    # Seconds of the avatar's *footage* where the mouth is left as recorded (≤ 5 pairs).
+    disable_intervals: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -277,34 +333,44 @@ def loop_index(position: int, n_source: int, loop_mode: str) -> int:
     return phase if phase < n_source else period - phase
 
 
-def frame_index_sequence(n_source: int, n_out: int, loop_mode: str) -> Iterator[int]:
-    """The source frame index for each of ``n_out`` output frames (same frame rate)."""
+def frame_index_sequence(
+    n_source: int, n_out: int, loop_mode: str, *, fps: float = 25.0, start: float | None = None,
+    end: float | None = None,
+) -> Iterator[int]:
+    """The source frame index for each of ``n_out`` output frames (same frame rate); see
+    ``video_avatar.background_indices`` for the four loop modes and the segment."""
+    from .video_avatar import background_indices
+
     if loop_mode not in LOOP_MODES:
         raise InputRejected(
-            f"Unknown loop mode {loop_mode!r}; choose reverse or forward.", field="loop_mode", code="loop_mode"
+            f"Unknown loop mode {loop_mode!r}; choose reverse, forward, circle or custom.",
+            field="loop_mode", code="loop_mode",
         )
-    if n_source <= 0:
-        raise EngineError("The avatar footage has no frames.")
-    for position in range(max(0, n_out)):
-        yield loop_index(position, n_source, loop_mode)
+    yield from background_indices(n_source, n_out, loop_mode=loop_mode, fps=fps, start=start, end=end)
 
 
-def _resampled_sequence(n_source: int, n_out: int, loop_mode: str, src_fps: float, out_fps: float) -> Iterator[int]:
-    """Like ``frame_index_sequence`` but at a different output rate (nearest source frame)."""
+def _resampled_sequence(
+    n_source: int, n_out: int, loop_mode: str, src_fps: float, out_fps: float, *, start: float | None = None,
+    end: float | None = None,
+) -> Iterator[int]:
+    """Like ``frame_index_sequence`` but at another output rate (the nearest earlier source frame)."""
     if abs(src_fps - out_fps) < 1e-6:
-        yield from frame_index_sequence(n_source, n_out, loop_mode)
+        yield from frame_index_sequence(n_source, n_out, loop_mode, fps=src_fps, start=start, end=end)
         return
-    if loop_mode not in LOOP_MODES:
-        yield from frame_index_sequence(n_source, n_out, loop_mode)  # raises
+    if n_out <= 0:
         return
+    positions = int(math.floor((n_out - 1) * src_fps / out_fps + 1e-9)) + 1
+    sequence = list(frame_index_sequence(n_source, positions, loop_mode, fps=src_fps, start=start, end=end))
     for k in range(n_out):
-        yield loop_index(int(math.floor(k * src_fps / out_fps + 1e-9)), n_source, loop_mode)
+        yield sequence[min(len(sequence) - 1, int(math.floor(k * src_fps / out_fps + 1e-9)))]
 
 
-def _speech_track(req: RenderRequest, progress: ProgressFn | None) -> tuple[np.ndarray, int]:
-    from . import speech
+def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None):
+    """(samples, rate, trajectory): the trajectory (at ``trajectory_fps``) only when asked for."""
+    from . import speech, visemes
 
     media.report_progress(progress, "speech", 0.0)
+    spoken = None
     if req.audio is not None:
         speech.check_audio_driver(req.audio)
         rate = 48000
@@ -318,8 +384,30 @@ def _speech_track(req: RenderRequest, progress: ProgressFn | None) -> tuple[np.n
     if samples.size == 0:
         raise InputRejected("The speech came out empty; check the script or the voice track.", field="script",
                             code="empty_speech")
+    trajectory = None
+    if trajectory_fps:
+        media.report_progress(progress, "speech", 0.5)
+        if spoken is not None:
+            trajectory = visemes.trajectory_from_speech(spoken, fps=trajectory_fps)
+        else:
+            trajectory = visemes.trajectory_from_audio(samples, int(rate), fps=trajectory_fps)
     media.report_progress(progress, "speech", 1.0)
-    return samples, int(rate)
+    return samples, int(rate), trajectory
+
+
+def _check_request(req: RenderRequest) -> tuple[float | None, list[tuple[float, float]]]:
+    """Refuse bad loop/segment/interval options before any work; (footage fps, intervals)."""
+    from .video_avatar import check_render_options
+
+    footage_seconds = fps = None
+    if req.avatar_kind == "video":
+        with media.VideoReader(req.avatar_media, cache_bytes=0, threads=False) as reader:
+            footage_seconds, fps = reader.frame_count / reader.fps, reader.fps
+    intervals = check_render_options(
+        loop_mode=req.loop_mode, footage_seconds=footage_seconds, segment_start=req.segment_start,
+        segment_end=req.segment_end, disable_intervals=req.disable_intervals,
+    )
+    return fps, intervals
 
 
 def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
@@ -331,21 +419,22 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     """
     if req.avatar_kind not in ("video", "photo"):
         raise EngineError(f"Unknown avatar kind {req.avatar_kind!r}.")
-    if req.loop_mode not in LOOP_MODES:
-        raise InputRejected(
-            f"Unknown loop mode {req.loop_mode!r}; choose reverse or forward.", field="loop_mode", code="loop_mode"
-        )
+    footage_fps, intervals = _check_request(req)
+    lip_sync = req.avatar_kind == "video" and req.library is not None
     cancel = _CancelCheck(should_cancel, "The render was cancelled.")
     output, poster = Path(req.output), Path(req.poster)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.stem + ".part.mp4")
     moved = False
     try:
-        samples, rate = _speech_track(req, progress)
+        out_fps = float(media.rational_fps(req.fps)) if req.fps else footage_fps
+        samples, rate, trajectory = _speech_track(req, progress, out_fps if lip_sync else None)
         cancel(force=True)
         seconds = len(samples) / rate
         if req.avatar_kind == "video":
-            width, height, fps, first = _frames_for_video(req, partial, samples, rate, seconds, progress, cancel)
+            width, height, fps, first = _frames_for_video(
+                req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals
+            )
         else:
             width, height, fps, first = _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel)
         cancel(force=True)
@@ -371,13 +460,16 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     )
 
 
-def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel):
+def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, trajectory=None, intervals=()):
+    if trajectory is not None:
+        return _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals)
     ticker = media.ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     with media.VideoReader(req.avatar_media) as reader:
         out_rate = media.rational_fps(req.fps) if req.fps else reader.rate
         n_out = max(1, int(round(seconds * float(out_rate))))
-        indices = _resampled_sequence(reader.frame_count, n_out, req.loop_mode, float(reader.rate), float(out_rate))
+        indices = _resampled_sequence(reader.frame_count, n_out, req.loop_mode, float(reader.rate), float(out_rate),
+                                      start=req.segment_start, end=req.segment_end)
         compositor = BackgroundCompositor(req.background, (reader.width, reader.height))
         needs_rgb = compositor.active or reader.rotation != 0
         first: np.ndarray | None = None
@@ -400,6 +492,110 @@ def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel):
             compositor.close()
     ticker(1.0, force=True)
     return reader.width, reader.height, out_rate, first
+
+
+def _prefetched(make_iterator: Callable[[], Iterator], depth: int = 6) -> Iterator:
+    """Run an iterator in a worker thread, ``depth`` items ahead of the consumer.
+
+    Lip sync (decode, unit selection, compositing: numpy and OpenCV, which release the GIL
+    for their work) then overlaps with the encoder on the other core. Exceptions reach the
+    consumer; when the consumer stops early the worker stops too.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        iterator = None
+        try:
+            iterator = make_iterator()
+            for item in iterator:
+                if not put(("item", item)):
+                    break
+            put(("end", done))
+        except BaseException as exc:  # handed to the consumer
+            put(("error", exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="lipsync", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals):
+    """Decode → lip sync (video_avatar.synthesize_frames) → encode, streamed. Frames stay
+    YUV: only the mouth's region of interest is touched, unless a background forces RGB."""
+    from . import video_avatar
+
+    ticker = media.ProgressThrottle(progress, "frames")
+    ticker(0.0, force=True)
+    with media.VideoReader(req.avatar_media, cache_bytes=0, threads=False) as probe:
+        width, height, src_rate, n_source = probe.width, probe.height, probe.rate, probe.frame_count
+    out_rate = media.rational_fps(req.fps) if req.fps else src_rate
+    n_out = max(1, int(round(seconds * float(out_rate))))
+    indices = list(_resampled_sequence(n_source, n_out, req.loop_mode, float(src_rate), float(out_rate),
+                                       start=req.segment_start, end=req.segment_end))
+    compositor = BackgroundCompositor(req.background, (width, height))
+    first: np.ndarray | None = None
+    try:
+        with media.VideoWriter(partial, width=width, height=height, fps=out_rate, audio=samples,
+                               sample_rate=rate) as writer:
+            frames = _prefetched(lambda: video_avatar.synthesize_frames(
+                media=req.avatar_media, library=req.library, trajectory=trajectory, background_indices=indices,
+                disable_intervals=intervals,
+            ))
+            written = 0
+            last = None
+            for rendered in frames:
+                cancel()
+                if compositor.active or first is None:
+                    rgb = compositor.apply(rendered.rgb)
+                    if first is None:
+                        first = rgb
+                    last = rgb if compositor.active else rendered.frame
+                else:
+                    last = rendered.frame
+                writer.write(last)
+                written += 1
+                ticker(written / n_out)
+            # the trajectory covers the speech to the frame; never leave the video short
+            while last is not None and written < n_out:
+                writer.write(last)
+                written += 1
+    finally:
+        compositor.close()
+    ticker(1.0, force=True)
+    return width, height, out_rate, first
 
 
 def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel):

@@ -3,19 +3,17 @@ import re
 from django import forms
 
 from avatars.models import Avatar
-from engine import speech
+from engine import speech, video_avatar
 from engine.errors import InputRejected
 from renders.models import Render
 from studio.uploads import local_path
 
 
-MAX_DISABLED_INTERVALS = 5
-MIN_CUSTOM_SEGMENT_SECONDS = 5.0
 INTERVAL_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)$")
 
 
 def parse_intervals(text: str) -> list[list[float]]:
-    """Parse "1-2, 3.5-4" into [[1.0, 2.0], [3.5, 4.0]], refusing what the engine can't honour."""
+    """Parse "1-2, 3.5-4" into [[1.0, 2.0], [3.5, 4.0]]; the engine judges the ranges."""
     intervals: list[list[float]] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -25,14 +23,7 @@ def parse_intervals(text: str) -> list[list[float]]:
             raise forms.ValidationError(
                 f"“{part}” is not a time range; write ranges in seconds like 1.5-3, separated by commas."
             )
-        start, end = float(match[1]), float(match[2])
-        if end <= start:
-            raise forms.ValidationError(f"In “{part}” the end must come after the start.")
-        if intervals and start < intervals[-1][1]:
-            raise forms.ValidationError("List the ranges in order, without overlaps.")
-        intervals.append([start, end])
-    if len(intervals) > MAX_DISABLED_INTERVALS:
-        raise forms.ValidationError(f"At most {MAX_DISABLED_INTERVALS} ranges can be left untouched.")
+        intervals.append([float(match[1]), float(match[2])])
     return intervals
 
 
@@ -88,7 +79,8 @@ class RenderForm(forms.Form):
     disable_intervals = forms.CharField(
         required=False,
         label="Leave the mouth untouched during",
-        help_text="Up to 5 ranges of the output in seconds, in order, e.g. 0-1.5, 12-14.",
+        help_text="Up to 5 ranges of the avatar's footage in seconds, in order, e.g. 0-1.5, 12-14: "
+        "whenever those moments of the footage play, the original mouth is kept.",
         widget=forms.TextInput(attrs={"placeholder": "0-1.5, 12-14"}),
     )
 
@@ -121,23 +113,18 @@ class RenderForm(forms.Form):
         return parse_intervals(self.cleaned_data.get("disable_intervals") or "")
 
     def _clean_loop(self, cleaned: dict) -> None:
-        avatar, mode = cleaned.get("avatar"), cleaned.get("loop_mode")
-        start, end = cleaned.get("segment_start"), cleaned.get("segment_end")
-        if mode == Render.LoopMode.CUSTOM:
-            if start is None or end is None:
-                self.add_error("segment_end", "A custom segment needs a start and an end time.")
-                return
-            if end - start < MIN_CUSTOM_SEGMENT_SECONDS:
-                self.add_error(
-                    "segment_end",
-                    f"The segment is {max(end - start, 0):.1f} s long; a custom segment needs at least 5 s.",
-                )
-        if avatar is not None and avatar.kind == Avatar.Kind.VIDEO and avatar.duration:
-            for name, value in (("segment_start", start), ("segment_end", end)):
-                if value is not None and value > avatar.duration:
-                    self.add_error(
-                        name, f"The avatar's footage is only {avatar.duration:.1f} s long."
-                    )
+        avatar = cleaned.get("avatar")
+        footage = avatar.duration if avatar is not None and avatar.kind == Avatar.Kind.VIDEO else None
+        try:
+            video_avatar.check_render_options(
+                loop_mode=cleaned.get("loop_mode") or Render.LoopMode.REVERSE,
+                footage_seconds=footage,
+                segment_start=cleaned.get("segment_start"),
+                segment_end=cleaned.get("segment_end"),
+                disable_intervals=cleaned.get("disable_intervals") or [],
+            )
+        except InputRejected as problem:
+            self.add_error(problem.field if problem.field in self.fields else None, str(problem))
 
     def _clean_speech(self, cleaned: dict) -> None:
         try:

@@ -223,3 +223,175 @@ def make_talking_video(
             frame = scene[margin + dy : margin + dy + height, margin + dx : margin + dx + width]
             writer.write(np.ascontiguousarray(frame))
     return path
+
+
+# --------------------------------------------------------------------------------------
+# Talking video with a moving mouth (for lip sync), and two different people
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _spoken_with_phonemes(text: str):
+    from engine import speech
+
+    return speech.synthesize(text)
+
+
+def speech_timeline(seconds: float, *, text: str | None = None):
+    """``speech_samples`` plus its espeak phoneme timeline (the repeats shifted in time)."""
+    from engine.speech import PhonemeEvent
+
+    spoken = _spoken_with_phonemes(text or DEFAULT_TEXT)
+    samples, rate = speech_samples(seconds, text=text)
+    period = (len(spoken.samples) + int(GAP_SECONDS * rate)) / rate
+    events: list = []
+    offset = 0.0
+    while offset < seconds:
+        for event in spoken.phonemes:
+            if offset + event.start >= seconds:
+                break
+            events.append(PhonemeEvent(offset + event.start, min(seconds, offset + event.end), event.phoneme))
+        if offset + spoken.duration < seconds:
+            events.append(PhonemeEvent(offset + spoken.duration, min(seconds, offset + period), "_"))
+        offset += period
+    return samples, rate, events
+
+
+@functools.lru_cache(maxsize=1)
+def _astronaut_mouth() -> dict:
+    """The astronaut's lip landmarks (FaceMesh, 512×512 picture) for animating her mouth."""
+    from engine.face import LIP_INNER, face_mesh, inter_ocular
+
+    points = face_mesh(data.astronaut(), static=True)[0]
+    return {"points": points, "iod": inter_ocular(points), "inner": points[LIP_INNER]}
+
+
+def animate_mouth(rgb: np.ndarray, *, jaw: float, width: float = 0.5, closure: float = 0.0,
+                  teeth: float = 0.5) -> np.ndarray:
+    """The 512×512 astronaut with her jaw opened (``jaw`` 0–1) or her lips pressed together
+    (``closure`` 1): the lower lip and chin move down (or up) with a smooth displacement
+    field, and the gap between the lips is painted as a dark mouth with a band of teeth."""
+    import cv2
+
+    mouth = _astronaut_mouth()
+    iod, inner = mouth["iod"], mouth["inner"]
+    upper = inner[:11]  # corner → along the top → other corner
+    lower = np.concatenate([inner[10:], inner[:1]])  # corner → along the bottom → first corner
+    cx = float(inner[:, 0].mean())
+    half = float(inner[:, 0].max() - inner[:, 0].min()) / 2
+    base_gap = float(np.linalg.norm(mouth["points"][14] - mouth["points"][13]))
+    gap = 0.0 if closure >= 0.5 else jaw * 0.5 * iod
+    shift = gap - base_gap  # how far the lower lip moves down (negative: up, closing)
+    # Work on the lower face only: the rest of the picture stays as it was.
+    x0, x1 = int(cx - 2.2 * half), int(cx + 2.2 * half)
+    y0 = int(inner[:, 1].min() - 0.3 * iod)
+    chin = float(mouth["points"][152, 1])
+    y1 = int(min(rgb.shape[0], chin + 0.6 * iod))
+    roi = rgb[y0:y1, x0:x1]
+    h, w = roi.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    upper_local, lower_local = upper - (x0, y0), lower - (x0, y0)
+    cx_local, chin_local = cx - x0, chin - y0
+    order = np.argsort(upper_local[:, 0])
+    top_line = np.interp(xs, upper_local[order, 0], upper_local[order, 1])
+    wx = np.exp(-(((xs - cx_local) / (1.1 * half)) ** 2))
+    below = np.clip((ys - top_line) / 2.0, 0.0, 1.0)
+    fade = np.clip(1.0 - (ys - chin_local) / (0.45 * iod), 0.0, 1.0)
+    dy = shift * wx * below * fade
+    dx = (width - 0.5) * 0.25 * half * np.tanh((xs - cx_local) / half) * np.exp(
+        -(((ys - top_line) / (0.35 * iod)) ** 2))
+    moved_roi = cv2.remap(roi, (xs - dx).astype(np.float32), (ys - dy).astype(np.float32),
+                          interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if gap > 1.0:
+        moved = lower_local.copy()
+        moved[:, 1] += shift * np.exp(-(((moved[:, 0] - cx_local) / (1.1 * half)) ** 2))
+        polygon = np.round(np.concatenate([upper_local, moved[::-1]])).astype(np.int32)
+        cavity = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(cavity, [polygon], 255)
+        # a dark mouth (darkest in the middle), upper teeth, lower teeth when wide open, a tongue
+        bottom_line = np.interp(xs, np.sort(moved[:, 0]), moved[np.argsort(moved[:, 0]), 1])
+        depth = np.clip(np.minimum(ys - top_line, bottom_line - ys) / max(1.0, 0.5 * gap), 0.0, 1.0)
+        inside = np.empty((h, w, 3), np.float32)
+        inside[:] = (95, 35, 40)
+        inside = inside * (1.0 - 0.65 * depth[..., None])
+        tongue = ((xs - cx_local) / (0.55 * half)) ** 2 + ((ys - bottom_line) / max(1.0, 0.35 * gap)) ** 2 < 1.0
+        inside[tongue] = (165, 70, 75)
+        upper_teeth = (ys - top_line) < (0.05 + 0.05 * teeth) * iod
+        lower_teeth = (bottom_line - ys) < 0.035 * iod * (jaw > 0.3)
+        shade = np.clip(1.0 - np.abs(xs - cx_local) / (1.3 * half), 0.55, 1.0)[..., None]
+        teeth_rgb = np.array([232, 226, 214], np.float32) * shade
+        inside = np.where((upper_teeth | lower_teeth)[..., None], teeth_rgb, inside)
+        alpha = cv2.GaussianBlur(cavity.astype(np.float32) / 255.0, (0, 0), 0.8)[..., None]
+        moved_roi = (moved_roi.astype(np.float32) * (1.0 - alpha) + inside * alpha).astype(np.uint8)
+    out = rgb.copy()
+    out[y0:y1, x0:x1] = moved_roi
+    return out
+
+
+def make_speaking_video(
+    path: str | Path,
+    *,
+    seconds: float = 12.0,
+    fps: float = 25,
+    size: tuple[int, int] = (640, 480),
+    text: str | None = None,
+) -> Path:
+    """Like ``make_talking_video`` but her mouth moves with the speech (espeak's timeline
+    through ``visemes.trajectory_from_phonemes``): closed for every p/b/m and in pauses,
+    open on the vowels. A library built from it has open and closed mouths."""
+    import cv2
+
+    from engine import visemes
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    margin = 8
+    audio, rate, events = speech_timeline(seconds, text=text)
+    trajectory = visemes.trajectory_from_phonemes(events, audio, rate, fps, alphabet="espeak")
+    backdrop = _backdrop(width + 2 * margin, height + 2 * margin)
+    side = height + 2 * margin
+    left = (width + 2 * margin - side) // 2
+    astronaut = data.astronaut()
+    count = max(1, int(round(seconds * fps)))
+    with media.VideoWriter(path, width=width, height=height, fps=fps, audio=audio, sample_rate=rate) as writer:
+        for k in range(count):
+            i = min(k, trajectory.frame_count - 1)
+            person = animate_mouth(
+                astronaut, jaw=float(trajectory.jaw[i]), width=float(trajectory.width[i]),
+                closure=float(trajectory.closure[i]), teeth=float(trajectory.teeth[i]),
+            )
+            canvas = backdrop.copy()
+            canvas[:, left : left + side] = cv2.resize(person, (side, side), interpolation=cv2.INTER_AREA)
+            t = k / fps
+            dx = int(round(margin * 0.75 * math.sin(2 * math.pi * t / 5.0)))
+            dy = int(round(margin * 0.5 * math.sin(2 * math.pi * t / 7.0)))
+            writer.write(np.ascontiguousarray(canvas[margin + dy : margin + dy + height, margin + dx : margin + dx + width]))
+    return path
+
+
+def make_two_people_video(
+    path: str | Path, *, seconds: float = 4.0, fps: float = 25, size: tuple[int, int] = (640, 360)
+) -> Path:
+    """Two different faces side by side: the astronaut on the left and her mirror image
+    (another "person" to the trackers: light falls from the other side, the hair parts the
+    other way) on the right. The left face starts larger and ends smaller than the right
+    one, so "the largest face" changes hands halfway through."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    backdrop = _backdrop(width, height)
+    people = [data.astronaut(), np.ascontiguousarray(data.astronaut()[:, ::-1])]
+    count = max(1, int(round(seconds * fps)))
+    audio, rate = speech_samples(seconds)
+    with media.VideoWriter(path, width=width, height=height, fps=fps, audio=audio, sample_rate=rate) as writer:
+        for k in range(count):
+            progress = k / max(1, count - 1)
+            canvas = backdrop.copy()
+            sides = [int(height * (0.95 - 0.25 * progress)), int(height * (0.70 + 0.25 * progress))]
+            for slot, (person, side) in enumerate(zip(people, sides)):
+                side = min(side, width // 2)
+                x = slot * (width // 2) + (width // 2 - side) // 2
+                canvas[height - side :, x : x + side] = _resize(person, side, side)
+            writer.write(canvas)
+    return path

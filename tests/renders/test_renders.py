@@ -111,11 +111,11 @@ class RenderOptionsTestCase(RenderTestCase):
 
     def test_it_refuses_ranges_out_of_order(self):
         response = self.post_render(disable_intervals="3-4, 1-2")
-        self.assertContains(response, "List the ranges in order, without overlaps.", status_code=400)
+        self.assertContains(response, "List the intervals without lip sync in chronological order", status_code=400)
 
     def test_it_refuses_more_than_five_ranges(self):
         response = self.post_render(disable_intervals="0-1, 2-3, 4-5, 6-7, 8-9, 10-11")
-        self.assertContains(response, "At most 5 ranges", status_code=400)
+        self.assertContains(response, "You gave 6 intervals without lip sync; at most 5 are allowed.", status_code=400)
 
     def test_it_refuses_a_range_it_cannot_read(self):
         response = self.post_render(disable_intervals="from 3 to 4")
@@ -123,7 +123,7 @@ class RenderOptionsTestCase(RenderTestCase):
 
     def test_it_refuses_a_custom_segment_under_5_seconds(self):
         response = self.post_render(loop_mode="custom", segment_start="1", segment_end="4")
-        self.assertContains(response, "The segment is 3.0 s long; a custom segment needs at least 5 s.", status_code=400)
+        self.assertContains(response, "The custom segment is 3.0 s long; choose a start and end at least 5 s apart.", status_code=400)
         self.assertFalse(Render.objects.exists())
 
 
