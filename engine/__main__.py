@@ -1,14 +1,20 @@
 """Command line for the engine: ``python -m engine COMMAND ...``.
 
-Commands so far:
+Commands:
 
 - ``speak TEXT -o out.wav`` — text (or SSML) to a 16-bit WAV, optionally with the phoneme
   and word timelines as JSON (``--timeline``).
 - ``voices`` — the voices ``speak`` accepts.
 - ``visemes AUDIO_OR_TEXT -o trajectory.json --plot trajectory.png`` — the per-frame mouth
   trajectory for a voice track or a script, and the picture to check it by eye.
+- ``prepare VIDEO_OR_PHOTO -o DIR`` — pre-flight checks, then ``pipeline.prepare_avatar``:
+  normalised media, poster, preview, mouth library and ``DIR/avatar.json``; prints the report.
+- ``render --avatar DIR (or --media M [--library L]) --text "…" | --audio A -o out.mp4`` —
+  a lip-synced render, with a progress line on stderr.
+- ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/eval.py``).
+- ``bench [--long]`` — speed and memory figures (``engine/bench.py``); ``make bench``.
 
-Adding a command (``render``, ``prepare``, ``eval``, ``bench``): write ``_add_NAME(commands)``
+Adding a command: write ``_add_NAME(commands)``
 that adds a subparser and sets ``handler=`` to a function taking the parsed args and
 returning an exit status, then list it in ``COMMANDS``. A handler raises ``InputRejected``
 for bad input: the message goes to stderr, the exit status is 2 and nothing is written.
@@ -174,9 +180,295 @@ def _add_visemes(commands) -> None:
     parser.set_defaults(handler=_visemes)
 
 
+# ----------------------------------------------------------------------------- progress
+
+
+class _ProgressLine:
+    """``progress(stage, fraction)`` → one line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self, stream=None):
+        import time
+
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._time = time.monotonic
+        self._start = self._time()
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        percent = int(max(0.0, min(1.0, fraction)) * 100)
+        step = percent if self._tty else percent // 25 * 25  # a log gets 0/25/50/75/100
+        if self._last == (stage, step):
+            return
+        self._last = (stage, step)
+        line = f"{stage:<12} {percent:3d}%  {self._time() - self._start:6.1f} s"
+        if self._tty:
+            self._stream.write("\r" + line.ljust(40))
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def done(self) -> None:
+        if self._tty and self._last is not None:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# ----------------------------------------------------------------------------- prepare
+
+MANIFEST = "avatar.json"
+
+
+def _relative(path, root: Path) -> str | None:
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from . import pipeline, preflight
+
+    source = Path(args.source)
+    if not source.is_file():
+        raise InputRejected(f"There is no file at {source}.", field="source", code="missing")
+    report = preflight.check_avatar_source(source, kind=args.kind)
+    if not report.ok:
+        if not args.no_check or report.kind is None:
+            raise InputRejected(report.problems[0].message, field=report.problems[0].field,
+                                code=report.problems[0].code)
+        for problem in report.problems:
+            print(f"warning: {problem.message}", file=sys.stderr)
+    out = Path(args.output)
+    progress = _ProgressLine()
+    try:
+        prepared = pipeline.prepare_avatar(kind=report.kind, source=source, workdir=out, progress=progress)
+    finally:
+        progress.done()
+    library_report = getattr(prepared, "report", None)
+    if library_report is not None and hasattr(library_report, "to_dict"):
+        library_report = library_report.to_dict()
+    manifest = {
+        "kind": prepared.kind,
+        "media": _relative(prepared.media_path, out),
+        "library": _relative(getattr(prepared, "library_path", None), out),
+        "poster": _relative(prepared.poster_path, out),
+        "preview": _relative(prepared.preview_path, out),
+        "width": prepared.width,
+        "height": prepared.height,
+        "fps": prepared.fps,
+        "duration": prepared.duration,
+        "frame_count": prepared.frame_count,
+        "report": library_report or {},
+    }
+    payload = json.dumps(manifest, ensure_ascii=False, indent=1, default=str)
+    _write_atomically(out / MANIFEST, lambda p: p.write_text(payload, "utf-8"))
+    print(f"{out}: {prepared.kind} avatar, {prepared.width}×{prepared.height}"
+          + (f", {prepared.duration:.1f} s at {prepared.fps:g} fps" if prepared.kind == "video" else ""))
+    for key in ("media", "library", "poster", "preview"):
+        if manifest[key]:
+            print(f"  {key:8} {manifest[key]}")
+    if manifest["report"]:
+        print("report:")
+        for key, value in manifest["report"].items():
+            if key == "warnings":
+                for warning in value or []:
+                    print(f"  warning: {warning}")
+            else:
+                print(f"  {key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+    return EXIT_OK
+
+
+def _add_prepare(commands) -> None:
+    parser = commands.add_parser("prepare", help="check and prepare an avatar from a video or photo")
+    parser.add_argument("source", help="the avatar's video (MP4/MOV) or photo (JPEG/PNG/WebP)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the prepared avatar")
+    parser.add_argument("--kind", choices=("video", "photo"), help="what SOURCE is (default: from its bytes)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="prepare even if pre-flight rules fail (face size, duration, …); warn instead")
+    parser.set_defaults(handler=_prepare)
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def _intervals(value: str | None) -> list[tuple[float, float]]:
+    """``"1-2,3.5-4"`` → [(1.0, 2.0), (3.5, 4.0)] (seconds)."""
+    if not value:
+        return []
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            start, end = (float(v) for v in part.split("-", 1))
+        except ValueError:
+            raise InputRejected(
+                f"--disable takes seconds like 1-2,3.5-4; {part!r} is not a range.",
+                field="disable_intervals", code="disable_intervals",
+            ) from None
+        if not 0 <= start < end:
+            raise InputRejected(
+                f"--disable range {part!r} must start at 0 or later and end after it starts.",
+                field="disable_intervals", code="disable_intervals",
+            )
+        out.append((start, end))
+    return out
+
+
+def _avatar_files(args: argparse.Namespace) -> tuple[str, Path, Path | None]:
+    """(kind, media, library) from --avatar DIR or --media/--library."""
+    from . import media as media_io
+
+    if args.avatar is not None:
+        root = Path(args.avatar)
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise InputRejected(f"{root} is not a prepared avatar (no {MANIFEST}); run `prepare` first.",
+                                field="avatar", code="no_avatar")
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+        media_path = root / manifest["media"]
+        library = root / manifest["library"] if manifest.get("library") else None
+        kind = manifest["kind"]
+    else:
+        media_path = Path(args.media)
+        library = Path(args.library) if args.library else None
+        kind = "photo" if media_io.is_image_type(media_io.sniff_type(media_path)) else "video"
+    if not media_path.is_file():
+        raise InputRejected(f"The avatar media {media_path} is missing.", field="avatar", code="no_media")
+    if library is not None and not library.exists():
+        raise InputRejected(f"The mouth library {library} is missing.", field="avatar", code="no_library")
+    return kind, media_path, library
+
+
+def _render(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    if (args.text is None) == (args.audio is None):
+        raise InputRejected("Give either --text or --audio.", field="script", code="no_driver")
+    kind, media_path, library = _avatar_files(args)
+    if args.loop == "custom" and args.start is None and args.end is None:
+        raise InputRejected("--loop custom needs --start and/or --end (seconds).", field="loop_mode",
+                            code="segment")
+    output = Path(args.output)
+    request = pipeline.RenderRequest(
+        avatar_kind=kind,
+        avatar_media=media_path,
+        output=output,
+        poster=Path(args.poster) if args.poster else output.with_suffix(".jpg"),
+        text=_script_argument(args.text) if args.text is not None else None,
+        audio=Path(args.audio) if args.audio is not None else None,
+        voice=args.voice,
+        speed=args.speed,
+        volume=args.volume,
+        loop_mode=args.loop,
+        library=library,
+        segment_start=args.start,
+        segment_end=args.end,
+        disable_intervals=_intervals(args.disable),
+    )
+    progress = _ProgressLine()
+    try:
+        result = pipeline.render(request, progress=progress)
+    finally:
+        progress.done()
+    print(
+        f"{result.video_path}: {result.duration:.2f} s, {result.width}×{result.height} "
+        f"at {result.fps:g} fps, {result.frame_count} frames; poster {result.poster_path}"
+    )
+    return EXIT_OK
+
+
+def _add_render(commands) -> None:
+    parser = commands.add_parser("render", help="render a lip-synced video of an avatar")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--avatar", type=Path, help="a folder made by `prepare`")
+    which.add_argument("--media", type=Path, help="prepared media (MP4 or PNG) without a prepared folder")
+    parser.add_argument("--library", type=Path, help="with --media: the mouth library it was prepared with")
+    parser.add_argument("--text", help="the script (or @script.txt)")
+    parser.add_argument("--audio", type=Path, help="a voice track (WAV/MP3/M4A/…)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="MP4 to write")
+    parser.add_argument("--poster", type=Path, help="poster JPEG (default: next to the output)")
+    parser.add_argument("--loop", default="reverse", choices=("reverse", "forward", "circle", "custom"),
+                        help="how the footage continues when the speech is longer (default reverse)")
+    parser.add_argument("--start", type=float, help="custom loop: segment start (seconds)")
+    parser.add_argument("--end", type=float, help="custom loop: segment end (seconds)")
+    parser.add_argument("--disable", help="output intervals without lip sync, seconds: 1-2,3.5-4")
+    parser.add_argument("--voice", default="en-us", help="voice id from `voices` (default en-us)")
+    parser.add_argument("--speed", type=float, default=1.0, help="0.5–1.5, 1.0 is normal")
+    parser.add_argument("--volume", type=int, default=0, help="0 (normal) to 10 (loudest)")
+    parser.set_defaults(handler=_render)
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from . import eval as evaluation
+
+    video = Path(args.video)
+    if not video.is_file():
+        raise InputRejected(f"There is no file at {video}.", field="video", code="missing")
+    out = Path(args.output) if args.output else Path("var/eval") / video.stem
+    progress = _ProgressLine()
+    try:
+        result = evaluation.evaluate(video, split=args.split, end=args.end, out=out, progress=progress,
+                                     write_video=not args.no_video)
+    finally:
+        progress.done()
+    print(f"{video.name}: library {result['library_frames']} frames, "
+          f"held out {result['held_out_frames']} frames at {result['fps']:g} fps")
+    for line in evaluation.summary_lines(result):
+        print(line)
+    print(f"written to {out}/: " + ", ".join(result["files"].values()))
+    return EXIT_OK
+
+
+def _add_eval(commands) -> None:
+    parser = commands.add_parser("eval", help="lip-sync figures by self-reenactment on a real talking video")
+    parser.add_argument("--video", type=Path, required=True, help="a real talking-head video with its speech")
+    parser.add_argument("--split", type=float, default=20.0,
+                        help="seconds of footage for the library; the rest is held out (default 20)")
+    parser.add_argument("--end", type=float, help="stop the held-out part here (seconds)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="folder for eval.json and pictures (default var/eval/NAME)")
+    parser.add_argument("--no-video", action="store_true", help="skip the side-by-side compare.mp4")
+    parser.set_defaults(handler=_eval)
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.run(long=args.long, output=args.output, workdir=args.workdir, source=args.source,
+                     seconds=args.seconds, repeat=args.repeat)
+
+
+def _add_bench(commands) -> None:
+    parser = commands.add_parser("bench", help="render speed and memory against DESIGN.md's targets")
+    parser.add_argument("--long", action="store_true", help="also the 5-minute 1080p render memory check")
+    parser.add_argument("-o", "--output", type=Path, default=Path("var/bench/bench.json"),
+                        help="JSON to write (default var/bench/bench.json)")
+    parser.add_argument("--workdir", type=Path, help="keep the media here (default: a temporary folder)")
+    parser.add_argument("--source", type=Path, help="talking video to build the 720p source from "
+                        "(default: the shared Obama clip if present, else a generated one)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs of the re-encode and of the render each, alternating; the fastest counts")
+    parser.add_argument("--seconds", type=float, default=30.0, help=argparse.SUPPRESS)  # smoke tests only
+    parser.set_defaults(handler=_bench)
+
+
 # ----------------------------------------------------------------------------- entry point
 
-COMMANDS: list[Callable] = [_add_speak, _add_voices, _add_visemes]
+COMMANDS: list[Callable] = [
+    _add_speak, _add_voices, _add_visemes, _add_prepare, _add_render, _add_eval, _add_bench,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,6 +113,8 @@ def test_closed_threshold_and_pbm_checks():
     assert [c.phone for c in checks] == ["M", "B"]
     assert [c.closed for c in checks] == [True, False]
     assert ev.closed_share(checks) == 0.5
+    assert ev.closure_runs(np.array([0.0, 0.0, 0.2, 0.0, 0.2, np.nan, 0.0]), 0.05) == 3
+    assert ev.closure_runs(np.array([]), 0.05) == 0
 
 
 # -- the eval command ----------------------------------------------------------------------
@@ -129,6 +131,8 @@ def _check_result(result: dict, out: Path) -> None:
     av = result["figures"]["av_offset_difference"]
     assert "rendered_lag" in av and "real_lag" in av
     assert result["held_out_frames"] > 0
+    assert "trajectory_jaw_r" in result["diagnostics"]
+    assert len(result["pbm_events"]) == result["figures"]["pbm_closed_share"]["events"]
     for name in ("eval.json", "contact_sheet.png", "aperture.png"):
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "eval.json").read_text()) == result
@@ -136,7 +140,7 @@ def _check_result(result: dict, out: Path) -> None:
 
 @pytest.mark.slow
 def test_eval_command_on_a_generated_talking_video(tmp_path, capsys):
-    video = mediagen.make_talking_video(tmp_path / "talk.mp4", seconds=15.0, size=(480, 360))
+    video = mediagen.make_speaking_video(tmp_path / "talk.mp4", seconds=15.0, size=(480, 360))
     out = tmp_path / "eval"
     assert main(["eval", "--video", str(video), "--split", "10", "-o", str(out), "--no-video"]) == 0
     printed = capsys.readouterr().out
