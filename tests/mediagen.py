@@ -395,3 +395,33 @@ def make_two_people_video(
                 canvas[height - side :, x : x + side] = _resize(person, side, side)
             writer.write(canvas)
     return path
+
+
+# -- frame-numbered footage (loop-order tests) ------------------------------------------
+
+CODE_STRIPE = 64
+
+
+def make_coded_video(path: Path, *, frames: int, fps: float, bits: int) -> Path:
+    """Footage whose frame k shows k in binary as black/white stripes (survives H.264)."""
+    from engine import media
+
+    width = bits * CODE_STRIPE
+    with media.VideoWriter(path, width=width, height=240, fps=fps) as writer:
+        for index in range(frames):
+            frame = np.zeros((240, width, 3), np.uint8)
+            for bit in range(bits):
+                if index >> bit & 1:
+                    frame[:, bit * CODE_STRIPE : (bit + 1) * CODE_STRIPE] = 255
+            writer.write(frame)
+    return path
+
+
+def read_code(frame: np.ndarray) -> int:
+    """The frame number make_coded_video wrote into a (decoded) frame."""
+    bits = frame.shape[1] // CODE_STRIPE
+    return sum(
+        1 << bit
+        for bit in range(bits)
+        if frame[40:200, bit * CODE_STRIPE + 8 : bit * CODE_STRIPE + 56].mean() > 128
+    )

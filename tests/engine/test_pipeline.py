@@ -221,29 +221,9 @@ def test_cancel_removes_the_partial_output(root, video_avatar):
 
 # -- loops on real footage --------------------------------------------------------------------
 
-BITS = 5
-
-
-def _coded_frame(index: int) -> np.ndarray:
-    """320×240 frame carrying ``index`` as five black/white stripes (survives H.264)."""
-    frame = np.zeros((240, 320, 3), np.uint8)
-    for bit in range(BITS):
-        if index >> bit & 1:
-            frame[:, bit * 64 : (bit + 1) * 64] = 255
-    return frame
-
-
-def _read_code(frame: np.ndarray) -> int:
-    return sum(1 << bit for bit in range(BITS) if frame[40:200, bit * 64 + 8 : bit * 64 + 56].mean() > 128)
-
-
 @pytest.fixture(scope="module")
 def coded_footage(root) -> Path:
-    path = root / "coded.mp4"
-    with media.VideoWriter(path, width=320, height=240, fps=25) as writer:
-        for i in range(20):
-            writer.write(_coded_frame(i))
-    return path
+    return mediagen.make_coded_video(root / "coded.mp4", frames=20, fps=25, bits=5)
 
 
 @pytest.mark.parametrize("mode", ["reverse", "forward"])
@@ -255,7 +235,7 @@ def test_audio_longer_than_the_footage_loops(root, coded_footage, mode):
             poster=root / f"loop-{mode}.jpg", audio=voice, loop_mode=mode,
         )
     )
-    codes = [_read_code(f) for f in media.iter_video_frames(result.video_path)]
+    codes = [mediagen.read_code(f) for f in media.iter_video_frames(result.video_path)]
     assert codes == list(frame_index_sequence(20, 50, mode))
     if mode == "reverse":
         assert codes[18:22] == [18, 19, 18, 17] and codes[37:41] == [1, 0, 1, 2]
@@ -273,7 +253,7 @@ def test_an_output_frame_rate_above_the_footage_repeats_frames(root, coded_foota
             poster=root / "fifty.jpg", audio=voice, loop_mode="forward", fps=50,
         )
     )
-    codes = [_read_code(f) for f in media.iter_video_frames(result.video_path)]
+    codes = [mediagen.read_code(f) for f in media.iter_video_frames(result.video_path)]
     assert result.fps == 50.0 and len(codes) == 100
     assert codes[:6] == [0, 0, 1, 1, 2, 2] and codes[38:42] == [19, 19, 0, 0]
 

@@ -78,29 +78,10 @@ def test_custom_segment_plays_back_and_forth_inside_it():
     assert forward == [10, 11, 12, 13, 14, 10, 11]
 
 
-BITS = 6
-
-
-def _coded_frame(index: int) -> np.ndarray:
-    frame = np.zeros((240, 384, 3), np.uint8)
-    for bit in range(BITS):
-        if index >> bit & 1:
-            frame[:, bit * 64 : (bit + 1) * 64] = 255
-    return frame
-
-
-def _read_code(frame: np.ndarray) -> int:
-    return sum(1 << bit for bit in range(BITS) if frame[40:200, bit * 64 + 8 : bit * 64 + 56].mean() > 128)
-
-
 @pytest.fixture(scope="module")
 def coded_footage(root) -> Path:
     """10 s at 5 fps: frame k shows k as six black/white stripes."""
-    path = root / "coded.mp4"
-    with media.VideoWriter(path, width=384, height=240, fps=5) as writer:
-        for i in range(50):
-            writer.write(_coded_frame(i))
-    return path
+    return mediagen.make_coded_video(root / "coded.mp4", frames=50, fps=5, bits=6)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +101,7 @@ def test_rendered_backgrounds_follow_the_loop_mode_at_the_seams(root, coded_foot
             poster=root / f"seam-{mode}.jpg", audio=voice, loop_mode=mode, segment_start=start, segment_end=end,
         )
     )
-    codes = [_read_code(f) for f in media.iter_video_frames(result.video_path)]
+    codes = [mediagen.read_code(f) for f in media.iter_video_frames(result.video_path)]
     assert len(codes) == 100
     assert codes == list(background_indices(50, 100, loop_mode=mode, fps=5, start=start, end=end))
     for at, expected in seams.items():
