@@ -1,11 +1,11 @@
 from django import forms
 
 from avatars.models import Avatar, parse_colour, validate_avatar_name
-from avatars.services import sniff_avatar_source, sniff_background_image
+from avatars.services import sniff_background_image
+from engine import preflight
 from engine.errors import InputRejected
 from studio.uploads import local_path
 
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
 HEX_COLOUR_LENGTH = 7
 
 
@@ -48,7 +48,6 @@ class AvatarForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.team = team
         self.oversize_field = oversize_field
-        self.kind = ""
 
     def clean_name(self) -> str:
         name = " ".join(self.cleaned_data["name"].split())
@@ -77,15 +76,13 @@ class AvatarForm(forms.Form):
         if source:
             try:
                 with local_path(source) as path:
-                    self.kind, _ = sniff_avatar_source(path, filename=source.name)
+                    kind, _ = preflight.source_kind(path, name=source.name)
             except InputRejected as problem:
                 self.add_error("source", str(problem))
             else:
-                if self.kind == Avatar.Kind.PHOTO and source.size > PHOTO_MAX_BYTES:
-                    self.add_error(
-                        "source",
-                        f"The photo is {source.size / 1024 / 1024:.1f} MB; photos must be 10 MB or smaller.",
-                    )
+                too_large = kind == Avatar.Kind.PHOTO and preflight.photo_size_problem(source.size)
+                if too_large:
+                    self.add_error("source", too_large)
         background = cleaned.get("background")
         if background == Avatar.Background.COLOUR and not cleaned.get("background_colour"):
             self.add_error("background_colour", "Pick the colour to put behind you.")

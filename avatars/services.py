@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from avatars.models import Avatar
-from engine import media
+from engine import media, preflight
 from engine.errors import InputRejected
 from studio.models import Team
 from studio.storage import delete_quietly, upload
@@ -16,42 +16,7 @@ from studio.uploads import local_path
 
 log = logging.getLogger(__name__)
 
-VIDEO_TYPES = {"video/mp4", "video/quicktime"}
-PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
-BACKGROUND_IMAGE_TYPES = PHOTO_TYPES
-
-
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".qt"}
-PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def sniff_avatar_source(path: Path, *, filename: str = "") -> tuple[str, str]:
-    """The avatar kind and real MIME type of an upload, from its bytes, not its name.
-
-    A file whose name promises one kind of media while its bytes are another (a PNG renamed
-    .mp4) is refused: the creator almost certainly picked or exported the wrong file.
-    """
-    mime = media.sniff_type(path)
-    described = media.TYPE_DESCRIPTIONS.get(mime, "a kind of file we can't read")
-    suffix = Path(filename).suffix.lower()
-    named_video, named_photo = suffix in VIDEO_EXTENSIONS, suffix in PHOTO_EXTENSIONS
-    if (mime in VIDEO_TYPES and named_photo) or (mime in PHOTO_TYPES and named_video):
-        raise InputRejected(
-            f"This file is named {suffix} but is really {described}; upload the original "
-            f"{'video' if named_video else 'photo'}, or give the file its real extension.",
-            field="source",
-            code="type_mismatch",
-        )
-    if mime in VIDEO_TYPES:
-        return Avatar.Kind.VIDEO, mime
-    if mime in PHOTO_TYPES:
-        return Avatar.Kind.PHOTO, mime
-    raise InputRejected(
-        f"This file is {described}, not a video or photo; upload an MP4 or MOV video, "
-        "or a JPEG, PNG or WebP photo.",
-        field="source",
-        code="unsupported_type",
-    )
+BACKGROUND_IMAGE_TYPES = preflight.PHOTO_TYPES
 
 
 def sniff_background_image(path: Path) -> str:
@@ -82,7 +47,7 @@ def avatar_create(
     removed again so no orphan is left in storage.
     """
     with local_path(source) as source_path:
-        kind, mime = sniff_avatar_source(source_path, filename=source.name)
+        kind, mime = preflight.source_kind(source_path, name=source.name)
     extension = media.EXTENSION_FOR_TYPE[mime]
     background_extension = ""
     if background == Avatar.Background.IMAGE and background_image is not None:

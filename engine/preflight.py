@@ -109,28 +109,46 @@ def _megabytes(size: int) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0) -> PreflightReport:
-    """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix.
+def source_kind(path: str | Path, *, name: str | None = None, kind: str | None = None) -> tuple[str, str]:
+    """The avatar kind ("video"/"photo") and real MIME type of a file, from its bytes.
 
-    ``kind`` ("video"/"photo") is what the creator said they uploaded; without it the file
-    name's extension stands in. A PNG named ``.mp4`` is refused rather than guessed at.
+    ``kind`` is what the creator said they uploaded; without it the extension of ``name``
+    (default: the path's own name) stands in. A PNG named ``.mp4`` is refused rather than
+    guessed at. Cheap (reads the first bytes), so the web form calls it before storing.
     """
     path = Path(path)
     mime = media.sniff_type(path)
-    report = PreflightReport(kind=None, mime=mime, extension=media.EXTENSION_FOR_TYPE.get(mime or ""))
-    actual = "video" if mime in VIDEO_TYPES else "photo" if mime in PHOTO_TYPES else None
-    claimed = kind or _CLAIMED_KIND.get(path.suffix.lower().lstrip("."))
-
+    claimed = kind or _CLAIMED_KIND.get(Path(name or path.name).suffix.lower().lstrip("."))
     if mime is None:
-        report.add("unknown_type", f"We couldn't recognise this file's type; {_UPLOAD_HINT}")
-        return report
+        raise InputRejected(f"We couldn't recognise this file's type; {_UPLOAD_HINT}", field="source", code="unknown_type")
+    actual = "video" if mime in VIDEO_TYPES else "photo" if mime in PHOTO_TYPES else None
     described = media.TYPE_DESCRIPTIONS.get(mime, "a kind of file we can't use")
     if actual is None:
         extra = " (on an iPhone, choose Most Compatible or export as JPEG)" if mime == "image/heic" else ""
-        report.add("unsupported_type", f"This file is {described}{extra}; {_UPLOAD_HINT}")
-        return report
+        raise InputRejected(f"This file is {described}{extra}; {_UPLOAD_HINT}", field="source", code="unsupported_type")
     if claimed and claimed != actual:
-        report.add("type_mismatch", f"This file is {described}, not a {claimed}; {_UPLOAD_HINT}")
+        raise InputRejected(
+            f"This file is {described}, not a {claimed}; {_UPLOAD_HINT}", field="source", code="type_mismatch"
+        )
+    return actual, mime
+
+
+def photo_size_problem(size: int) -> str | None:
+    """The sentence for a photo over the size limit, or None."""
+    if size > MAX_PHOTO_BYTES:
+        return f"The photo is {_megabytes(size)} MB; photos must be 10 MB or smaller."
+    return None
+
+
+def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0) -> PreflightReport:
+    """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix."""
+    path = Path(path)
+    mime = media.sniff_type(path)
+    report = PreflightReport(kind=None, mime=mime, extension=media.EXTENSION_FOR_TYPE.get(mime or ""))
+    try:
+        actual, _ = source_kind(path, kind=kind)
+    except InputRejected as problem:
+        report.add(problem.code, str(problem))
         return report
     report.kind = actual
 
@@ -165,8 +183,9 @@ def _probe(path: Path, report: PreflightReport, timeout: float) -> media.MediaIn
 def _check_photo(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:
     size = path.stat().st_size
     report.info = {"size_bytes": size}
-    if size > MAX_PHOTO_BYTES:
-        report.add("photo_too_large", f"The photo is {_megabytes(size)} MB; photos must be 10 MB or smaller.")
+    too_large = photo_size_problem(size)
+    if too_large:
+        report.add("photo_too_large", too_large)
         return
     info = _probe(path, report, probe_timeout)
     if info is None:

@@ -72,14 +72,6 @@ class Render(JobFields):
     def key_prefix(self) -> str:
         return f"teams/{self.team_id}/renders/{self.pk}/"
 
-    @property
-    def can_cancel(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
-
-    @property
-    def can_retry(self) -> bool:
-        return self.status in (self.Status.FAILED, self.Status.CANCELLED)
-
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [f for f in (self.audio, self.video, self.poster) if f]
 

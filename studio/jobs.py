@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 PROGRESS_EVERY = 0.5
@@ -85,10 +86,13 @@ class ProgressReporter:
             elapsed = now - self.started
             share = done / self.total
             updates["eta_seconds"] = int(elapsed * (1 - share) / share) if share > 0.02 else None
-        rows = self.model.objects.filter(pk=self.pk, status=self.running_status)
-        # Progress only moves forward, even if a retried stage reports from zero again.
-        rows.filter(progress__lte=percent).update(progress=percent, **updates)
-        self.still_running = rows.update(heartbeat_at=updates["heartbeat_at"]) > 0
+        # One guarded UPDATE per tick: progress only moves forward (a retried stage may report
+        # from zero again), and zero rows updated means the job was cancelled or swept.
+        self.still_running = bool(
+            self.model.objects.filter(pk=self.pk, status=self.running_status).update(
+                progress=Greatest("progress", Value(percent)), **updates
+            )
+        )
 
     def should_cancel(self) -> bool:
         if time.monotonic() - self.last_write >= PROGRESS_EVERY:

@@ -425,3 +425,15 @@ def read_code(frame: np.ndarray) -> int:
         for bit in range(bits)
         if frame[40:200, bit * CODE_STRIPE + 8 : bit * CODE_STRIPE + 56].mean() > 128
     )
+
+
+def mp4_facts(path: Path) -> dict:
+    """Frame rate, frame count, video length and audio RMS of an MP4, read back with PyAV."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        fps = float(video.average_rate)
+        frames = sum(1 for _ in container.decode(video))
+    with av.open(str(path)) as container:
+        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(container.streams.audio[0])]
+    samples = np.concatenate(chunks).astype(np.float32)
+    return {"fps": fps, "frames": frames, "video_seconds": frames / fps, "audio_rms": float(np.sqrt(np.mean(samples**2)))}

@@ -55,7 +55,7 @@ class AvatarCreateTestCase(AvatarTestCase):
     def test_it_refuses_a_png_renamed_mp4_on_the_form(self):
         response = self.create(media_cache.png_renamed_mp4(), upload_name="talk.mp4")
         self.assertEqual(response.status_code, 400)
-        self.assertContains(response, "This file is named .mp4 but is really a PNG image", status_code=400)
+        self.assertContains(response, "This file is a PNG image, not a video", status_code=400)
         self.assertFalse(Avatar.objects.exists())
         self.assertEqual(self.stored_files(), [])
 

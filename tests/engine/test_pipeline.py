@@ -41,17 +41,6 @@ def spoken_seconds() -> float:
     return speech.synthesize(TEXT).duration
 
 
-def _facts(path: Path) -> dict:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        fps = float(video.average_rate)
-        frames = sum(1 for _ in container.decode(video))
-    with av.open(str(path)) as container:
-        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(container.streams.audio[0])]
-    samples = np.concatenate(chunks).astype(np.float32)
-    return {"fps": fps, "frames": frames, "video_seconds": frames / fps, "audio_rms": float(np.sqrt(np.mean(samples**2)))}
-
-
 # -- loop modes (pure) ---------------------------------------------------------------------
 
 
@@ -149,7 +138,7 @@ def test_renders_a_video_avatar_from_text(root, video_avatar, spoken_seconds):
         ),
         progress=lambda stage, f: events.append((stage, f)),
     )
-    facts = _facts(result.video_path)
+    facts = mediagen.mp4_facts(result.video_path)
     assert abs(facts["video_seconds"] - spoken_seconds) <= 1 / 25 + 1e-6
     assert abs(result.duration - spoken_seconds) <= 1 / 25 + 1e-6
     assert facts["audio_rms"] > 0.02
@@ -174,7 +163,7 @@ def test_renders_a_photo_avatar_from_text(root, photo_avatar, spoken_seconds):
             output=root / "photo-render.mp4", poster=root / "photo-render.jpg", text=TEXT,
         )
     )
-    facts = _facts(result.video_path)
+    facts = mediagen.mp4_facts(result.video_path)
     assert facts["fps"] == 25.0
     assert abs(facts["video_seconds"] - spoken_seconds) <= 1 / 25 + 1e-6
     assert facts["audio_rms"] > 0.02
@@ -242,7 +231,7 @@ def test_audio_longer_than_the_footage_loops(root, coded_footage, mode):
     else:
         assert codes[18:22] == [18, 19, 0, 1]
     assert result.duration == pytest.approx(2.0, abs=1 / 25)
-    assert _facts(result.video_path)["audio_rms"] > 0.02
+    assert mediagen.mp4_facts(result.video_path)["audio_rms"] > 0.02
 
 
 def test_an_output_frame_rate_above_the_footage_repeats_frames(root, coded_footage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -21,13 +22,7 @@ BILABIALS = {"p", "b", "m"}
 
 
 def _runs(labels: list[str]) -> list[tuple[str, int]]:
-    runs: list[list] = []
-    for label in labels:
-        if runs and runs[-1][0] == label:
-            runs[-1][1] += 1
-        else:
-            runs.append([label, 1])
-    return [(label, length) for label, length in runs]
+    return [(label, len(list(run))) for label, run in itertools.groupby(labels)]
 
 
 def _assert_bilabials_closed(result: speech.Speech, trajectory: visemes.Trajectory) -> int:

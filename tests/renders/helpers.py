@@ -2,13 +2,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import av
-import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from avatars import services as avatar_services
 from avatars.models import Avatar
-from tests import media_cache
+from tests import media_cache, mediagen
 
 
 def ready_photo_avatar(*, team, user, name="Presenter") -> Avatar:
@@ -30,21 +28,4 @@ def mp4_facts(stored) -> dict:
         path = Path(scratch) / "video.mp4"
         with stored.storage.open(stored.name, "rb") as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        return _read_facts(path)
-
-
-def _read_facts(path: Path) -> dict:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        fps = float(video.average_rate)
-        frames = sum(1 for _ in container.decode(video))
-    with av.open(str(path)) as container:
-        audio = container.streams.audio[0]
-        chunks = [frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(audio)]
-    samples = np.concatenate(chunks)
-    return {
-        "fps": fps,
-        "frames": frames,
-        "video_duration": frames / fps,
-        "audio_rms": float(np.sqrt(np.mean(samples**2))),
-    }
+        return mediagen.mp4_facts(path)

@@ -47,7 +47,7 @@ class RenderCreateTestCase(RenderTestCase):
         self.assertEqual(job.video.name, f"teams/{self.team.pk}/renders/{job.pk}/video.mp4")
         facts = mp4_facts(job.video)
         spoken = speech.synthesize(SCRIPT, voice="en-us")
-        self.assertAlmostEqual(facts["video_duration"], spoken.duration, delta=1 / facts["fps"] + 1e-6)
+        self.assertAlmostEqual(facts["video_seconds"], spoken.duration, delta=1 / facts["fps"] + 1e-6)
         self.assertGreater(facts["audio_rms"], 0.01)
         page = self.client.get(f"/renders/{job.pk}/")
         self.assertContains(page, "<video")

@@ -66,5 +66,5 @@ def test_it_renders_through_a_real_worker(embedded_worker):
 
     facts = mp4_facts(job.video)
     expected = speech.synthesize(SCRIPT, voice="en-us").duration
-    assert abs(facts["video_duration"] - expected) <= 1 / facts["fps"] + 1e-6
+    assert abs(facts["video_seconds"] - expected) <= 1 / facts["fps"] + 1e-6
     assert facts["audio_rms"] > 0.01
