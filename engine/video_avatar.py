@@ -49,6 +49,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import media
+from .speech import CEPSTRUM_COEFFICIENTS
 from .errors import Cancelled, EngineError, InputRejected
 from .face import (
     APERTURE_PAIRS,
@@ -113,7 +114,9 @@ OPEN_APERTURE = 0.12  # … and above which the mouth counts as open (for the re
 STATE_WEIGHTS = np.array([1.0, 0.35, 0.45, 0.5], np.float32)
 # Trajectory features (per frame) the mouth-state model reads, at these frame lags.
 MODEL_LAGS_SECONDS = (-0.067, 0.0, 0.067, 0.133, 0.2, 0.267)
-RIDGE = 60.0
+# … and the sound's mel cepstrum at these: the mouth shapes a sound ~0.1 s before it is heard
+CEPSTRUM_LAGS_SECONDS = (0.0, 0.1, 0.2)
+RIDGE = 100.0
 MIN_MODEL_FRAMES = 120
 
 VISEME_CLASSES = {
@@ -347,19 +350,34 @@ def trajectory_features(trajectory, frame_count: int | None = None) -> np.ndarra
     return np.column_stack([params, np.log(loud + 1e-3), depth, classes]).astype(np.float32)
 
 
-def _lagged(features: np.ndarray, fps: float) -> np.ndarray:
+def _lagged(features: np.ndarray, fps: float, lags: Sequence[float] = MODEL_LAGS_SECONDS) -> np.ndarray:
     n = len(features)
     columns = []
-    for seconds in MODEL_LAGS_SECONDS:
+    for seconds in lags:
         lag = int(round(seconds * fps))
         index = np.clip(np.arange(n) + lag, 0, max(n - 1, 0))
         columns.append(features[index])
     return np.concatenate(columns, axis=1)
 
 
-def _fit_model(features: np.ndarray, state: np.ndarray, rows: np.ndarray, fps: float) -> dict[str, np.ndarray]:
-    """Ridge regression lagged trajectory features → standardized mouth state."""
-    x = _lagged(features, fps)[rows]
+def model_inputs(trajectory, frame_count: int | None = None, *, cepstrum: bool = True) -> np.ndarray:
+    """The mouth-state model's input per frame: lagged trajectory features and, unless
+    ``cepstrum`` is False (libraries prepared before the model heard the sound itself), the
+    lagged mel cepstrum of the driving audio."""
+    n = trajectory.frame_count if frame_count is None else frame_count
+    x = _lagged(trajectory_features(trajectory, n), trajectory.fps)
+    if not cepstrum:
+        return x
+    spectrum = np.zeros((n, CEPSTRUM_COEFFICIENTS), np.float32)
+    if trajectory.cepstrum is not None:
+        known = trajectory.cepstrum[:n]
+        spectrum[: len(known)] = known
+    return np.hstack([x, _lagged(spectrum, trajectory.fps, CEPSTRUM_LAGS_SECONDS)])
+
+
+def _fit_model(inputs: np.ndarray, state: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Ridge regression model inputs → standardized mouth state."""
+    x = inputs[rows]
     y = state[rows]
     x_mean, x_std = x.mean(axis=0), x.std(axis=0) + 1e-4
     y_mean, y_std = y.mean(axis=0), y.std(axis=0) + 1e-4
@@ -401,7 +419,9 @@ def predict_state(library: Library, trajectory) -> np.ndarray:
     features = trajectory_features(trajectory)
     model = library.model
     if "weights" in model and not exact_timing(trajectory):
-        x = _lagged(features, trajectory.fps)
+        x = model_inputs(trajectory)
+        if x.shape[1] != len(model["x_mean"]):
+            x = model_inputs(trajectory, cepstrum=False)
         xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
         return (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
     # Too little footage for a model: scale the trajectory's jaw onto the measured range.
@@ -917,13 +937,12 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
     model: dict[str, np.ndarray] = {}
     offset_ms = 0.0
     if trajectory is not None:
-        features = trajectory_features(trajectory, last_unit - first_unit)
         labels = list(trajectory.visemes[: last_unit - first_unit])
         for j, label in enumerate(labels):
             visemes[first_unit + j] = VISEME_ORDER.index(label) if label in VISEME_ORDER else -1
         rows = np.flatnonzero(usable[first_unit:last_unit])
         if len(rows) >= MIN_MODEL_FRAMES:
-            model = _fit_model(features, state[first_unit:last_unit], rows, fps)
+            model = _fit_model(model_inputs(trajectory, last_unit - first_unit), state[first_unit:last_unit], rows)
         offset_ms = _av_offset(trajectory, state[first_unit:last_unit, 0], usable[first_unit:last_unit], fps)
 
     usable_count = int(usable.sum())
@@ -1278,7 +1297,9 @@ class _AtlasReader:
 
 @dataclass
 class SelectionWeights:
-    context: float = 0.45  # viseme class heard at the unit ≠ the target's
+    context: float = 0.45  # viseme class heard at the unit ≠ the target's (script: exact labels)
+    # … for recognised speech, whose labels are often wrong; its model already reads them
+    context_recognised: float = 0.1
     pose: float = 0.6  # per (10°)² of yaw/pitch difference with the background frame
     closure: float = 6.0  # a p/b/m frame given an open mouth
     reuse: float = 0.015  # per earlier use of the same source frame
@@ -1323,6 +1344,7 @@ class _Planner:
         self.T = len(backgrounds)
         fps = trajectory.fps
         exact = exact_timing(trajectory)
+        self.context_weight = self.w.context if exact else self.w.context_recognised
         lag = 0 if exact else int(round(lib.meta.get("av_offset_ms", 0.0) / 1000.0 * fps))
         lag = max(0, min(lag, int(0.2 * fps)))
         classes = np.array([VISEME_CLASSES.get(v, 0) for v in VISEME_ORDER] + [-1], np.int8)
@@ -1379,7 +1401,7 @@ class _Planner:
         w = self.w
         diff = self.target[t0:t1, None, :] - self.unit_state[None, :, :]
         cost = (diff**2 * STATE_WEIGHTS).sum(axis=2)
-        cost += w.context * (self.target_class[t0:t1, None] != self.unit_class[None, :])
+        cost += self.context_weight * (self.target_class[t0:t1, None] != self.unit_class[None, :])
         pose = ((self.bg_pose[t0:t1, None, :] - self.unit_pose[None, :, :]) / 10.0) ** 2
         cost += w.pose * pose.sum(axis=2) * self.bg_ok[t0:t1, None]
         cost += w.closure * (self.closed_target[t0:t1, None] & ~self.unit_closed[None, :])

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .speech import PAUSE, PhonemeEvent, Speech, WordEvent, frame_loudness
+from .speech import CEPSTRUM_COEFFICIENTS, PAUSE, PhonemeEvent, Speech, WordEvent, frame_cepstrum, frame_loudness
 
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 PARAMETERS = ("jaw", "width", "round", "closure", "tuck", "teeth")
@@ -582,6 +582,7 @@ class Trajectory:
     words: list[WordEvent] = field(default_factory=list)
     loudness: np.ndarray | None = None  # RMS per frame of the driving audio
     audio_duration: float | None = None
+    cepstrum: np.ndarray | None = None  # (frames, 13) mel cepstrum of the driving audio
 
     @property
     def frame_count(self) -> int:
@@ -613,6 +614,7 @@ class Trajectory:
             "parameters": {name: [round(float(v), 4) for v in getattr(self, name)] for name in PARAMETERS},
             "visemes": list(self.visemes),
             "loudness": None if self.loudness is None else [round(float(v), 5) for v in self.loudness],
+            "cepstrum": None if self.cepstrum is None else np.round(self.cepstrum, 3).tolist(),
             "phonemes": [
                 {"start": round(p.start, 5), "end": round(p.end, 5), "phoneme": p.phoneme}
                 for p in self.phonemes
@@ -630,6 +632,7 @@ class Trajectory:
         payload = json.loads(data) if isinstance(data, (str, bytes)) else data
         parameters = {name: np.asarray(payload["parameters"][name], dtype=np.float32) for name in PARAMETERS}
         loudness = payload.get("loudness")
+        cepstrum = payload.get("cepstrum")
         return cls(
             fps=float(payload["fps"]),
             visemes=list(payload["visemes"]),
@@ -637,8 +640,17 @@ class Trajectory:
             words=[WordEvent(w["start"], w["end"], w["text"]) for w in payload.get("words", [])],
             loudness=None if loudness is None else np.asarray(loudness, dtype=np.float32),
             audio_duration=payload.get("duration"),
+            cepstrum=None if cepstrum is None else np.asarray(cepstrum, dtype=np.float32).reshape(-1, CEPSTRUM_COEFFICIENTS),
             **parameters,
         )
+
+
+def _fit_frames(values: np.ndarray, count: int) -> np.ndarray:
+    """Per-frame values cut or zero-padded to ``count`` frames."""
+    values = values[:count]
+    if len(values) < count:
+        values = np.pad(values, [(0, count - len(values))] + [(0, 0)] * (values.ndim - 1))
+    return values
 
 
 def _frame_count(duration: float, fps: float) -> int:
@@ -666,9 +678,7 @@ def trajectory_from_phonemes(
         segments = [Segment(0.0, max(duration, 1.0 / fps), "sil", DOMINANCE["sil"], PAUSE)]
 
     params = _blend(segments, frame_times, fps)
-    loudness = frame_loudness(samples, sample_rate, fps)[: len(frame_times)]
-    if len(loudness) < len(frame_times):
-        loudness = np.pad(loudness, (0, len(frame_times) - len(loudness)))
+    loudness = _fit_frames(frame_loudness(samples, sample_rate, fps), len(frame_times))
     params[:, 0] *= _loudness_gain(loudness, frame_times, segments, held)
     _relax_in_silence(params, segments, frame_times, duration)
 
@@ -688,6 +698,7 @@ def trajectory_from_phonemes(
         words=list(words or []),
         loudness=loudness.astype(np.float32),
         audio_duration=duration,
+        cepstrum=_fit_frames(frame_cepstrum(samples, sample_rate, fps), len(frame_times)),
         **columns,
     )
 

@@ -179,6 +179,23 @@ def test_library_of_a_speaking_video(library, speaking):
     assert lib.state[:, 0].max() > 0.12 and lib.state[:, 0].min() < 0.03
 
 
+def test_the_mouth_model_hears_the_sound_and_still_reads_older_libraries(library, speaking):
+    path, _ = library
+    lib = video_avatar.Library.load(path)
+    trajectory = visemes.trajectory_from_audio(speech.load_audio(speaking), 16000, lib.fps)
+    n = min(trajectory.frame_count, lib.frame_count)
+    inputs = video_avatar.model_inputs(trajectory)
+    assert inputs.shape[1] == len(lib.model["x_mean"])  # trajectory and cepstrum, lagged
+    rows = np.flatnonzero(lib.usable[:n])
+    predicted = video_avatar.predict_state(lib, trajectory)
+    assert np.corrcoef(predicted[rows, 0], lib.state[rows, 0])[0, 1] > 0.6
+    # a library prepared before the model heard the sound: the trajectory alone
+    lib.model = video_avatar._fit_model(video_avatar.model_inputs(trajectory, n, cepstrum=False), lib.state[:n], rows)
+    older = video_avatar.predict_state(lib, trajectory)
+    assert older.shape == predicted.shape
+    assert np.corrcoef(older[rows, 0], lib.state[rows, 0])[0, 1] > 0.3
+
+
 def test_a_still_mouth_gets_a_warning_the_creator_can_act_on(root):
     still = mediagen.make_talking_video(root / "still.mp4", seconds=4.0)
     report = build_library(still, root / "still.npz")

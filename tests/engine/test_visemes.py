@@ -267,6 +267,8 @@ def test_json_round_trip_and_shape():
     back = visemes.Trajectory.from_json(trajectory.to_json())
     assert back.visemes == trajectory.visemes
     assert np.allclose(back.parameters(), trajectory.parameters(), atol=1e-4)
+    assert back.cepstrum.shape == (trajectory.frame_count, speech.CEPSTRUM_COEFFICIENTS)
+    assert np.allclose(back.cepstrum, trajectory.cepstrum, atol=1e-3)
     assert back.duration == pytest.approx(result.duration, abs=1e-5)
     assert back.frame(3)["viseme"] == trajectory.visemes[3]
 
