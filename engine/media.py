@@ -1011,6 +1011,10 @@ def normalise_video(
 ) -> MediaInfo:
     """Re-encode to H.264 yuv420p BT.709, constant frame rate, even size, audio as AAC.
 
+    A file that already is all that (an MP4/MOV straight from an encoder like ours, upright,
+    keyframes at most ``MAX_COPY_KEYFRAME_SECONDS`` apart for the renderer's backward loops)
+    is copied packet for packet instead: no quality lost and no encoder time spent.
+
     Rotation metadata is applied to the pixels (phones record sideways), frames are dropped
     or repeated onto a constant grid (phones record variable frame rate), and audio is
     aligned to the first video frame. ``frame_filter`` (RGB → RGB at the output size, e.g.
@@ -1022,6 +1026,8 @@ def normalise_video(
     from .errors import Cancelled
 
     mime = sniff_type(src)
+    if frame_filter is None and _already_normal(src, mime, max_long_side=max_long_side, max_seconds=max_seconds):
+        return _copy_normal(src, dst, progress, stage=stage, should_cancel=should_cancel, on_frame=on_frame)
     container = open_input(src, mime=mime)
     ticker = ProgressThrottle(progress, stage)
     ticker(0.0, force=True)
@@ -1121,6 +1127,112 @@ def normalise_video(
     except BaseException:
         if writer is not None:
             writer.abort()
+        raise
+    finally:
+        container.close()
+    ticker(1.0, force=True)
+    return probe_in_process(dst)
+
+
+MAX_COPY_KEYFRAME_SECONDS = 2.0
+
+
+def _already_normal(src, mime: str | None, *, max_long_side: int | None, max_seconds: float | None) -> bool:
+    """True when ``normalise_video`` would only re-encode a file into what it already is."""
+    if mime not in ("video/mp4", "video/quicktime"):
+        return False
+    try:
+        container = open_input(src, mime=mime)
+    except InputRejected:
+        return False
+    with container:
+        if len(container.streams.video) != 1 or len(container.streams.audio) > 1:
+            return False
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        cc = video.codec_context
+        if cc.name != "h264" or cc.format is None or cc.format.name != "yuv420p":
+            return False
+        if audio is not None and audio.codec_context.name != "aac":
+            return False
+        if (cc.width, cc.height) != even_size(cc.width, cc.height, max_long_side=max_long_side):
+            return False
+        rate = video.average_rate or video.guessed_rate
+        if not rate or _standard_rate(rate) != rate:
+            return False
+        tick = 1 / (rate * video.time_base)  # one frame in the stream's time base
+        pts: list[int] = []
+        keyframes: list[int] = []
+        for packet in container.demux(video):
+            if packet.pts is None:
+                if packet.size:  # a picture without a time: not a file to trust as it is
+                    return False
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+        if len(pts) < 2 or not keyframes:
+            return False
+        pts.sort()
+        steps = np.diff(np.asarray(pts, np.int64))
+        if np.abs(steps - float(tick)).max() > 1.0:  # a dropped or repeated frame: variable rate
+            return False
+        if max_seconds and len(pts) / float(rate) > max_seconds + 1e-6:
+            return False
+        gaps = np.diff(np.asarray(sorted(set(keyframes) | {pts[0], pts[-1]}), np.int64))
+        if gaps.size and gaps.max() / float(tick) > MAX_COPY_KEYFRAME_SECONDS * float(rate) + 0.5:
+            return False
+        container.seek(0)
+        first = next(container.decode(video), None)
+        if first is None or (first.rotation or 0) % 360:
+            return False
+        return _source_colorspace(first) == _BT709 and _source_range(first) == _RANGE_MPEG
+
+
+def _copy_normal(src, dst, progress: ProgressFn | None, *, stage: str, should_cancel, on_frame) -> MediaInfo:
+    """Copy an already-normal file's packets into a fresh MP4 (faststart); decode its video
+    only when ``on_frame`` wants the pictures."""
+    from .errors import Cancelled
+
+    ticker = ProgressThrottle(progress, stage)
+    ticker(0.0, force=True)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    container = open_input(src)
+    output = None
+    try:
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        streams = [video] + list(container.streams.audio[:1])
+        total = float(video.duration * video.time_base) if video.duration else 0.0
+        output = av.open(str(dst), mode="w", format="mp4", container_options={"movflags": "+faststart"})
+        copies = {stream.index: output.add_stream_from_template(stream) for stream in streams}
+        index = 0
+        for packet in container.demux(*streams):
+            if packet.dts is None:
+                continue  # the demuxer's end-of-stream marker
+            is_video = packet.stream.index == video.index
+            pictures = packet.decode() if is_video and on_frame is not None else ()
+            packet.stream = copies[packet.stream.index]
+            output.mux(packet)
+            for frame in pictures:
+                on_frame(index, frame)
+                index += 1
+            if is_video:
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled("Preparation was cancelled.")
+                if total and packet.pts is not None:
+                    ticker(float(packet.pts * video.time_base) / total)
+        if on_frame is not None:
+            for frame in video.codec_context.decode(None):  # frames the decoder still holds
+                on_frame(index, frame)
+                index += 1
+        output.close()
+        output = None
+    except BaseException:
+        if output is not None:
+            output.close()
+        dst.unlink(missing_ok=True)
         raise
     finally:
         container.close()

@@ -198,8 +198,98 @@ def _fill_voiced_gaps(
     return filled
 
 
-def recognize(samples16k: np.ndarray) -> list[PhonemeEvent]:
-    """ARPAbet phones with times in seconds, inside the speech regions of 16 kHz mono audio."""
+# A voice track's speech regions are independent utterances (fresh front end each), so
+# they can be decoded in another process and give exactly the same phones. Below this much
+# speech a child process (~0.25 s to start) is not worth it.
+_CHILD_MIN_SPEECH_S = 4.0
+
+
+def _decode_slices(pcm: np.ndarray, slices: list[tuple[int, int]]) -> list[list[tuple[str, float, float]]]:
+    results = []
+    for first, last in slices:
+        with _DECODER_LOCK:
+            results.append(_decode_utterance(pcm[first:last]))
+    return results
+
+
+class _ChildDecoder:
+    """Decodes utterances in a child Python process (PocketSphinx holds the GIL while it
+    decodes, so a thread would not run beside anything). A plain subprocess, not
+    multiprocessing: it works inside a daemonic Celery worker too."""
+
+    def __init__(self, pcm: np.ndarray, slices: list[tuple[int, int]]):
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "engine.phonemes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env, cwd=root,
+        )
+        header = json.dumps([last - first for first, last in slices]).encode() + b"\n"
+        payload = header + b"".join(pcm[first:last].tobytes() for first, last in slices)
+        self._count = len(slices)
+        # fed from a thread: the pipe holds 64 KB and the child must start decoding now
+        self._feeder = threading.Thread(target=self._feed, args=(payload,), name="phones-feed", daemon=True)
+        self._feeder.start()
+
+    def _feed(self, payload: bytes) -> None:
+        try:
+            self._child.stdin.write(payload)
+            self._child.stdin.close()
+        except OSError:  # the child died; result() notices
+            pass
+
+    def result(self) -> list[list[tuple[str, float, float]]] | None:
+        """The phones per utterance, or None if the child failed (the caller decodes here)."""
+        import json
+
+        try:
+            self._feeder.join()
+            out = self._child.stdout.read()
+            self._child.stdout.close()
+            if self._child.wait(timeout=600) != 0:
+                return None
+            results = [[(str(p), float(a), float(b)) for p, a, b in utterance] for utterance in json.loads(out)]
+            return results if len(results) == self._count else None
+        except Exception:
+            self._child.kill()
+            self._child.wait()
+            return None
+
+
+def _child_main() -> int:
+    import json
+    import sys
+
+    lengths = json.loads(sys.stdin.buffer.readline())
+    pcm = np.frombuffer(sys.stdin.buffer.read(), dtype=np.int16)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    results = _decode_slices(pcm, list(zip(bounds[:-1], bounds[1:])))
+    sys.stdout.write(json.dumps(results))
+    return 0
+
+
+def _split_point(slices: list[tuple[int, int]], local_share: float) -> int:
+    """How many leading utterances to decode here, so this process gets ~``local_share``
+    of the speech."""
+    sizes = np.array([last - first for first, last in slices], np.float64)
+    if local_share <= 0.0:
+        return 0
+    cumulative = np.cumsum(sizes) / sizes.sum()
+    return int(np.searchsorted(cumulative, local_share) + 1) if local_share < 1.0 else len(slices)
+
+
+def recognize(samples16k: np.ndarray, *, local_share: float = 0.6) -> list[PhonemeEvent]:
+    """ARPAbet phones with times in seconds, inside the speech regions of 16 kHz mono audio.
+
+    Beyond a few seconds of speech, the later utterances are decoded in a child process
+    while this one decodes the first ``local_share`` of the speech (0: all of it in the
+    child, for a caller whose own cores are busy; 1: none). The default leaves the child
+    less, for its ~0.4 s start."""
     samples = np.asarray(samples16k, dtype=np.float32)
     levels = _levels(samples, SAMPLE_RATE)
     if levels is None:
@@ -211,14 +301,19 @@ def recognize(samples16k: np.ndarray) -> list[PhonemeEvent]:
         pcm.astype(np.int32) + np.random.default_rng(0).integers(-1, 2, size=pcm.shape), -32768, 32767
     ).astype(np.int16)
     pad = int(PAD_SECONDS * SAMPLE_RATE)
+    regions = _regions(levels, len(samples) / SAMPLE_RATE)
+    slices = [(max(0, int(start * SAMPLE_RATE) - pad), min(len(pcm), int(end * SAMPLE_RATE) + pad))
+              for start, end in regions]
+    speech_seconds = sum(last - first for first, last in slices) / SAMPLE_RATE
+    here = len(slices) if speech_seconds < _CHILD_MIN_SPEECH_S else _split_point(slices, local_share)
+    child = _ChildDecoder(pcm, slices[here:]) if here < len(slices) else None
+    decoded = _decode_slices(pcm, slices[:here])
+    if child is not None:
+        decoded += child.result() or _decode_slices(pcm, slices[here:])
     events: list[PhonemeEvent] = []
-    for region in _regions(levels, len(samples) / SAMPLE_RATE):
+    for region, (first, _last), phones in zip(regions, slices, decoded):
         region_start, region_end = region
-        first = max(0, int(region_start * SAMPLE_RATE) - pad)
-        last = min(len(pcm), int(region_end * SAMPLE_RATE) + pad)
         offset = first / SAMPLE_RATE
-        with _DECODER_LOCK:
-            phones = _decode_utterance(pcm[first:last])
         found = []
         for phone, start, end in phones:
             if phone in _NON_SPEECH or phone.startswith("+"):
@@ -229,3 +324,9 @@ def recognize(samples16k: np.ndarray) -> list[PhonemeEvent]:
                 found.append(PhonemeEvent(start, end, phone))
         events.extend(_fill_voiced_gaps(found, region, levels))
     return events
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_child_main())

@@ -494,7 +494,7 @@ def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, tr
     return reader.width, reader.height, out_rate, first
 
 
-def _prefetched(make_iterator: Callable[[], Iterator], depth: int = 6) -> Iterator:
+def _prefetched(make_iterator: Callable[[], Iterator], depth: int = 16) -> Iterator:
     """Run an iterator in a worker thread, ``depth`` items ahead of the consumer.
 
     Lip sync (decode, unit selection, compositing: numpy and OpenCV, which release the GIL

@@ -506,7 +506,8 @@ class OwnSpeech:
             if len(samples) < 8000 or float(np.abs(samples).max(initial=0.0)) < 1e-4:
                 return
             self._value["fps"] = fps
-            self._value["trajectory"] = visemes.trajectory_from_audio(samples, 16000, fps)
+            # decoded in a child process: this one's cores are busy tracking the face
+            self._value["trajectory"] = visemes.trajectory_from_audio(samples, 16000, fps, local_share=0.0)
         except Exception:  # the library falls back to the normalised video's own track
             self._value.clear()
 
@@ -654,19 +655,26 @@ class LibraryBuilder:
         return index >= self.first_unit and (self.last_unit is None or index < self.last_unit)
 
     def add(self, index: int, frame) -> None:
+        self._record(*self._track(index, frame))
+
+    def _track(self, index: int, frame):
+        """Stage one: FaceMesh (sequential by nature: each frame starts from the last)."""
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            frame = frame.reformat(format="yuv420p")
+        regions = YuvRegions(frame)
+        return index, frame, regions, self.tracker.track_regions(regions)
+
+    def _record(self, index: int, frame, regions, points) -> None:
+        """Stage two: the frame's transform, mouth crop (into the atlas) and measures."""
         import cv2
 
         while len(self.kept) < index:  # a frame the caller skipped: no face there
             self._append(None, self._identity, 0.0, -1, 0.0, -1)
         if index < len(self.kept):
             return
-        if frame.format.name not in ("yuv420p", "yuvj420p"):
-            frame = frame.reformat(format="yuv420p")
         if self.colour is None:
             self.colour = _colour_matrix(frame)
             self.width, self.height = frame.width, frame.height
-        regions = YuvRegions(frame)
-        points = self.tracker.track_regions(regions)
         if points is None:
             self._append(None, self._identity, 0.0, -1, 0.0, -1)
             return
@@ -738,27 +746,40 @@ class LibraryBuilder:
 
     # -- on a worker thread ------------------------------------------------------------------
     def start_worker(self, depth: int = 8) -> None:
-        """Track on a worker thread from now on: ``submit`` queues frames (at most ``depth``
-        waiting), ``join`` waits for the last one. FaceMesh and OpenCV release the GIL, so
-        tracking overlaps with whatever feeds the frames (the normaliser's decoder/encoder)."""
+        """Work on two threads from now on, a pipeline: one tracks (FaceMesh), the other
+        records (crop, atlas encode, measures); ``submit`` queues frames (at most ``depth``
+        waiting at each stage), ``join`` waits for the last one. FaceMesh, OpenCV and the
+        encoder release the GIL, so both stages and whatever feeds the frames (the
+        normaliser's decoder) run side by side on the cores."""
         import queue
 
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._tracked: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
 
-        def work() -> None:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                if self._error is None:
-                    try:
-                        self.add(*item)
-                    except BaseException as exc:  # reported by submit/join
-                        self._error = exc
+        def stage(source: queue.Queue, step: Callable, sink: queue.Queue | None) -> Callable[[], None]:
+            def work() -> None:
+                while True:
+                    item = source.get()
+                    if item is None:
+                        break
+                    if self._error is None:
+                        try:
+                            result = step(*item)
+                            if sink is not None:
+                                sink.put(result)
+                        except BaseException as exc:  # reported by submit/join
+                            self._error = exc
+                if sink is not None:
+                    sink.put(None)
+            return work
 
-        self._worker = threading.Thread(target=work, name="tracking", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=stage(self._queue, self._track, self._tracked), name="tracking", daemon=True),
+            threading.Thread(target=stage(self._tracked, self._record, None), name="recording", daemon=True),
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def submit(self, index: int, frame) -> None:
         if self._error is not None:
@@ -766,28 +787,32 @@ class LibraryBuilder:
         self._queue.put((index, frame))
 
     def join(self) -> None:
-        worker = getattr(self, "_worker", None)
-        if worker is None:
+        workers = getattr(self, "_workers", None)
+        if not workers:
             return
         self._queue.put(None)
-        worker.join()
-        self._worker = None
+        for worker in workers:
+            worker.join()
+        self._workers = []
         if self._error is not None:
             raise self._error
 
     def _stop_worker(self) -> None:
-        worker = getattr(self, "_worker", None)
-        if worker is not None and worker.is_alive():
+        workers = getattr(self, "_workers", None)
+        if workers and any(worker.is_alive() for worker in workers):
             import queue
 
-            while True:  # drop what is waiting, then tell it to stop
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            self._error = self._error or Cancelled("Stopped.")  # the stages skip what is left
+            for pending in (self._queue, self._tracked):
+                while True:
+                    try:
+                        pending.get_nowait()
+                    except queue.Empty:
+                        break
             self._queue.put(None)
-            worker.join()
-        self._worker = None
+            for worker in workers:
+                worker.join()
+        self._workers = []
 
     def close(self) -> None:
         """Release the tracker and the temporary atlas (safe to call more than once)."""
@@ -1558,7 +1583,7 @@ class _Compositor:
         self.matrix = matrix
         h = 0.5 * self.iod  # half-resolution units
         self.dilate = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.08 * h),) * 2)
-        self.ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.14 * h),) * 2)
+        self.ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.14 * h),) * 2)
         self.sigma = 0.045 * h
         self.margin = int(math.ceil(0.1 * h)) + 1
         self.colour: np.ndarray | None = None  # running (dY, dU, dV, gain)
@@ -1581,8 +1606,8 @@ class _Compositor:
         poly[jaw:, 1] += 0.03 * self.iod
         return (poly - self.origin) * 0.5 - 0.25
 
-    def masks(self, background: int, source: int) -> tuple[np.ndarray, np.ndarray]:
-        """(feathered mask, ring) at half the crop's resolution.
+    def masks(self, background: int, source: int) -> np.ndarray:
+        """The feathered mask at half the crop's resolution.
 
         The region reaches down to the lower of the two chins (both are covered, so no double
         chin) but sideways only as far as the narrower of the two faces: beyond a turned
@@ -1601,8 +1626,13 @@ class _Compositor:
         support[:m], support[-m:], support[:, :m], support[:, -m:] = 0, 0, 0, 0
         mask = cv2.GaussianBlur(support, (0, 0), self.sigma).astype(np.float32) * (1.0 / 255.0)
         mask[mask < 0.01] = 0.0
+        return mask
+
+    def ring(self, mask: np.ndarray, background: int, source: int) -> np.ndarray:
+        """The band just outside ``mask`` where colour is compared (half resolution)."""
+        cv2 = self.cv2
         inside = (mask > 0).astype(np.uint8)
-        ring = cv2.dilate(inside, self.ring) - inside
+        ring = cv2.dilate(inside, self.ring_kernel) - inside
         # Colour is compared on skin only: where both frames have face (not the wall beside
         # a turned cheek, nor the collar under a dropped chin).
         skin = np.zeros_like(ring)
@@ -1611,7 +1641,7 @@ class _Compositor:
         other = np.zeros_like(ring)
         cv2.fillPoly(other, [np.round(self._face(self.lib.points[source]) * 4).astype(np.int32)], 1,
                      lineType=cv2.LINE_8, shift=2)
-        return mask, ring & skin & other
+        return ring & skin & other
 
     def _face(self, points: np.ndarray) -> np.ndarray:
         """The face from cheek to cheek below the eyes (half-resolution crop coordinates),
@@ -1633,7 +1663,7 @@ class _Compositor:
             v_c = cv2.addWeighted(v_c, 1.0 - fade, fade_crop[2], fade, 0.0)
         if correction is not None:
             y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), correction)
-        mask, ring = self.masks(background, source)
+        mask = self.masks(background, source)
         x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
         if w == 0 or h == 0:
             return frame, None, None
@@ -1658,7 +1688,7 @@ class _Compositor:
         mc = _chroma_matrix(m)
         flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
         planes = yuv_planes(frame)
-        self._update_colour(ring, (y_c, u_c, v_c), planes, half_to_frame)
+        self._update_colour(lambda: self.ring(mask, background, source), (y_c, u_c, v_c), planes, half_to_frame)
         y_c, u_c, v_c = self._corrected(y_c, u_c, v_c)
 
         # the mask: half-resolution crop → chroma-sized ROI (one small warp), then ×2 for luma
@@ -1693,13 +1723,14 @@ class _Compositor:
         v_lut = np.clip(levels + dv + 0.5, 0, 255).astype(np.uint8)
         return cv2.LUT(y_c, y_lut), cv2.LUT(u_c, u_lut), cv2.LUT(v_c, v_lut)
 
-    def _update_colour(self, ring: np.ndarray, crop, planes, half_to_frame: np.ndarray) -> None:
+    def _update_colour(self, ring: Callable[[], np.ndarray], crop, planes, half_to_frame: np.ndarray) -> None:
         """Lab statistics on the ring just outside the mask: the source's mean colour is moved
-        to the background's and its lightness contrast scaled, smoothed over time."""
+        to the background's and its lightness contrast scaled, smoothed over time. ``ring``
+        draws the ring, only on the frames that measure."""
         self._frames_since_colour += 1
         if self.colour is not None and self._frames_since_colour < self.COLOUR_EVERY:
             return  # lighting changes slowly; the running value carries over
-        rows, cols = np.nonzero(ring)
+        rows, cols = np.nonzero(ring())
         if rows.size < 20:
             return
         self._frames_since_colour = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -125,6 +126,47 @@ def test_recognize_espeak_speech_has_phones_exactly_where_speech_is(voice):
 def test_recognition_is_deterministic():
     _, samples = _espeak_16k("Determinism matters for cached renders and for tests.")
     assert phonemes.recognize(samples) == phonemes.recognize(samples)
+
+
+def _track_with_pauses() -> np.ndarray:
+    pause = '<break time="700ms"/>'
+    _, samples = _espeak_16k(
+        f"<speak>Bob met Pam by the maple bench. {pause} Then they went home for a big bowl of soup. {pause} "
+        f"My mum baked a pumpkin pie. {pause} Maybe by mistake, and everybody ate it anyway.</speak>"
+    )
+    return samples
+
+
+def _count_children(monkeypatch) -> list[int]:
+    started: list[int] = []
+    real_child = phonemes._ChildDecoder
+
+    def counting_child(pcm, slices):
+        started.append(len(slices))
+        return real_child(pcm, slices)
+
+    monkeypatch.setattr(phonemes, "_ChildDecoder", counting_child)
+    return started
+
+
+def test_a_long_track_is_shared_with_a_child_process_and_gives_the_same_phones(monkeypatch):
+    samples = _track_with_pauses()
+    started = _count_children(monkeypatch)
+    here = phonemes.recognize(samples, local_share=1.0)
+    assert started == []
+    shared = phonemes.recognize(samples)
+    assert len(started) == 1 and started[0] >= 1
+    assert phonemes.recognize(samples, local_share=0.0) == shared == here
+    assert started[-1] > started[0]  # all of it went to the child
+
+
+def test_a_failing_child_process_falls_back_to_decoding_here(monkeypatch):
+    samples = _track_with_pauses()
+    expected = phonemes.recognize(samples, local_share=1.0)
+    started = _count_children(monkeypatch)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert phonemes.recognize(samples, local_share=0.0) == expected
+    assert started
 
 
 def test_unrecognisable_sound_still_moves_the_mouth():

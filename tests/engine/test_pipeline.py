@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -124,6 +125,24 @@ def test_cancelled_preparation_leaves_nothing(root):
     with pytest.raises(Cancelled):
         prepare_avatar(kind="photo", source=source, workdir=root / "cancelled", should_cancel=lambda: True)
     assert list((root / "cancelled").iterdir()) == []
+
+
+def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
+    source = mediagen.make_speaking_video(root / "cancel-tracking.mp4", seconds=6.0)
+    tracking: list[float] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        if stage == "normalising" and fraction > 0:  # frames are being tracked
+            tracking.append(fraction)
+
+    before = {thread.name for thread in threading.enumerate()}
+    with pytest.raises(Cancelled):
+        prepare_avatar(kind="video", source=source, workdir=root / "cancelled-video", progress=progress,
+                       should_cancel=lambda: bool(tracking))
+    assert tracking and tracking[-1] < 1.0
+    assert list((root / "cancelled-video").iterdir()) == []
+    left = {thread.name for thread in threading.enumerate() if thread.is_alive()} - before
+    assert not left & {"tracking", "recording", "own-speech"}
 
 
 # -- renders --------------------------------------------------------------------------------
