@@ -71,6 +71,8 @@ SHEET_CELLS = 24
 # FaceMesh points that do not move with the mouth or jaw: eye corners, nose ridge and tip,
 # forehead, temples.
 RIGID_INDICES = np.array([33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 10, 151, 9, 127, 356])
+EYE_OUTER = (33, 263)
+LIP_CORNERS = (61, 291)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -572,6 +574,8 @@ def _figures_json(*, figures, real_all, split_frame, canonical, lips, audio, rat
     closed_mean = float(closed_distance[both].mean()) if both.any() else math.nan
     ratio = rendered_mean / static_mean if static_mean and math.isfinite(static_mean) else math.nan
 
+    oracles = selection_oracles(real_all, split_frame, canonical, lips, static_mean)
+
     aperture_r = pearson(rend_ap, real_ap)
     checks_rendered = closure_checks(trajectory.phonemes, rend_ap, fps, threshold)
     checks_real = closure_checks(trajectory.phonemes, real_ap, fps, threshold)
@@ -611,6 +615,7 @@ def _figures_json(*, figures, real_all, split_frame, canonical, lips, audio, rat
                 ratio_to_closed_mouth=_json_number(rendered_mean / closed_mean if closed_mean else math.nan),
                 library_closed_frames=len(closed_library),
                 frames=int(both.sum()),
+                selection_oracles=oracles,
                 unit="inter-ocular distances (face.inter_ocular)",
             ),
             "pbm_closed_share": entry(
@@ -684,6 +689,51 @@ def _figures_json(*, figures, real_all, split_frame, canonical, lips, audio, rat
         checks=checks_rendered,
     )
     return result
+
+
+ORACLE_FEATURE_WEIGHTS = np.array([2.0, 1.0, 1.0, 1.0])  # aperture, width, yaw, pitch (z-scores)
+
+
+def _oracle_features(landmarks: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Aperture and mouth width (canonical), yaw (degrees) and a pitch proxy (the nose tip's
+    height under the eye line, in inter-ocular units, roll removed) of one real frame."""
+    eyes = landmarks[list(EYE_OUTER)]
+    across = eyes[1] - eyes[0]
+    iod = max(float(np.linalg.norm(across)), 1e-6)
+    down = np.array([-across[1], across[0]]) / iod
+    pitch = float((landmarks[1] - eyes.mean(axis=0)) @ down) / iod
+    width = float(np.linalg.norm(shape[LIP_CORNERS[1]] - shape[LIP_CORNERS[0]]))
+    return np.array([aperture_of(shape), width, _face().landmark_yaw(landmarks), pitch])
+
+
+def selection_oracles(real_all, split_frame: int, canonical, lips, static_mean: float) -> dict:
+    """What a renderer that shows the library's real mouths unchanged could reach at best.
+
+    For each held-out frame: ``best_frame``, the library frame whose lips are nearest the
+    real ones (the floor for any choice of frames); ``state_and_pose``, the library frame
+    nearest in the real frame's own aperture, mouth width and head pose (a perfect
+    prediction of those, then a perfect choice). Lip distance as a ratio to the static
+    baseline, and the aperture r of the frames chosen.
+    """
+    library = [(lm, canonical(lm)) for lm in real_all[:split_frame] if lm is not None]
+    held = [(lm, canonical(lm)) for lm in real_all[split_frame:] if lm is not None]
+    if len(library) < 2 or not held or not static_mean:
+        return {}
+    lib_lips = np.stack([shape[lips] for _, shape in library])
+    held_lips = np.stack([shape[lips] for _, shape in held])
+    distance = np.linalg.norm(held_lips[:, None] - lib_lips[None], axis=-1).mean(axis=-1)
+    lib_features = np.stack([_oracle_features(lm, shape) for lm, shape in library])
+    held_features = np.stack([_oracle_features(lm, shape) for lm, shape in held])
+    mean, std = lib_features.mean(axis=0), lib_features.std(axis=0) + 1e-9
+    cost = ((((held_features[:, None] - lib_features[None]) / std) ** 2) * ORACLE_FEATURE_WEIGHTS).sum(axis=-1)
+    rows = np.arange(len(held))
+    out = {}
+    for name, chosen in (("best_frame", distance.argmin(axis=1)), ("state_and_pose", cost.argmin(axis=1))):
+        out[name] = {
+            "lip_distance_ratio": _json_number(float(distance[rows, chosen].mean()) / static_mean),
+            "aperture_r": _json_number(pearson(lib_features[chosen, 0], held_features[:, 0])),
+        }
+    return out
 
 
 def _trajectory_closes(trajectory, check: ClosureCheck, fps: float) -> bool:
@@ -837,7 +887,9 @@ def summary_lines(result: dict) -> list[str]:
          f"loudness-only baseline r = {show(ap['loudness_baseline'])}"),
         ("lip distance ÷ static", show(ld["value"]), ld["target"], verdict(ld),
          f"rendered {show(ld['rendered'])}, static median {show(ld['static_baseline'])}, "
-         f"static closed {show(ld['closed_mouth_baseline'])}, loudness {show(ld['loudness_baseline'])} (io)"),
+         f"static closed {show(ld['closed_mouth_baseline'])}, loudness {show(ld['loudness_baseline'])} (io); "
+         f"library frames chosen knowing the real mouth and pose: "
+         f"{show(ld.get('selection_oracles', {}).get('state_and_pose', {}).get('lip_distance_ratio'))}"),
         ("P/B/M closed ±40 ms", show(pbm["value"], "{:.0%}"), pbm["target"], verdict(pbm),
          f"{pbm['closed']}/{pbm['events']} events; real footage {show(pbm['real_footage'], '{:.0%}')}; "
          f"where the real lips closed {show(pbm['on_real_closures'], '{:.0%}')}"),

@@ -117,6 +117,30 @@ def test_closed_threshold_and_pbm_checks():
     assert ev.closure_runs(np.array([]), 0.05) == 0
 
 
+def test_selection_oracles_find_a_library_frame_that_is_the_held_out_one():
+    from skimage import data
+
+    from engine.face import LIP_INNER, face_mesh
+
+    face = face_mesh(data.astronaut(), static=True)[0][:, :2].astype(np.float64)
+    lower = np.concatenate([LIP_INNER[11:], [14, 17, 84, 181, 91, 146, 314, 405, 321, 375]])
+
+    def opened(drop: float, turn: float) -> np.ndarray:
+        frame = face.copy()
+        frame[lower, 1] += drop  # the lower lip (and the mouth) opens
+        frame[:, 0] += turn * (frame[:, 1] - frame[:, 1].mean()) * 0.01  # a little shear: pose
+        return frame
+
+    library = [opened(2.0 * k, k % 3) for k in range(10)]
+    real_all = library + [library[3], library[7], library[1], library[5]]
+    canonical = ev.Canonical(library[0])
+    oracles = ev.selection_oracles(real_all, 10, canonical, ev.lip_indices(), static_mean=1.0)
+    assert oracles["best_frame"]["lip_distance_ratio"] == pytest.approx(0.0, abs=1e-6)
+    assert oracles["state_and_pose"]["lip_distance_ratio"] == pytest.approx(0.0, abs=1e-6)
+    assert oracles["state_and_pose"]["aperture_r"] == pytest.approx(1.0)
+    assert ev.selection_oracles(real_all[:10], 10, canonical, ev.lip_indices(), static_mean=1.0) == {}
+
+
 # -- the eval command ----------------------------------------------------------------------
 
 
@@ -128,6 +152,7 @@ def _check_result(result: dict, out: Path) -> None:
     assert psnr is not None and math.isfinite(psnr)
     ld = result["figures"]["lip_distance_ratio"]
     assert ld["static_baseline"] is not None and ld["loudness_baseline"] is not None
+    assert set(ld["selection_oracles"]) == {"best_frame", "state_and_pose"}
     av = result["figures"]["av_offset_difference"]
     assert "rendered_lag" in av and "real_lag" in av
     assert result["held_out_frames"] > 0
