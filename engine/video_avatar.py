@@ -14,9 +14,11 @@ missing, too turned, or the mouth looks occluded are marked unusable. Everything
 one compressed ``.npz`` of NumPy arrays; the mouth crops themselves live in it as one small
 H.264 stream (the "atlas", ~1 KB a frame) so renders never seek in the full-size footage.
 
-A ridge regression, fitted on the footage, maps trajectory features (at several time lags)
-to this speaker's measured mouth state: it learns how wide this person opens for an "aa",
-their resting mouth in pauses, and the footage's own audio-visual lag.
+A ridge regression, fitted on the footage, maps trajectory features and the sound's mel
+cepstrum (each at several time lags) to this speaker's measured mouth state: it learns how
+wide this person opens for an "aa", their resting mouth in pauses, and the footage's own
+audio-visual lag. The cepstrum carries what the recognised phones miss (a phone recogniser
+gets many phones wrong; the spectrum of the voice is always there).
 
 Rendering (``synthesize_frames``) chooses one source frame per output frame by Viterbi over
 candidate units (target cost: distance to the predicted mouth state + viseme-context
