@@ -146,6 +146,13 @@ def test_render_refuses_a_silent_voice_track(video_avatar, root, capsys):
 # -- bench -------------------------------------------------------------------------------
 
 
+def _video_bytes(path) -> bytes:
+    import av
+
+    with av.open(str(path)) as container:
+        return b"".join(bytes(packet) for packet in container.demux(container.streams.video[0]) if packet.size)
+
+
 @pytest.mark.slow
 def test_bench_smoke_run_writes_every_figure(tmp_path, capsys):
     """A 4-second version of `make bench` (the figures only mean something at 30 s)."""
@@ -157,8 +164,13 @@ def test_bench_smoke_run_writes_every_figure(tmp_path, capsys):
     assert "render wall ÷ output duration" in printed
     result = json.loads(output.read_text())
     for name in ("render_realtime_factor", "render_vs_reencode", "prepare_realtime_factor",
-                 "preview_seconds"):
+                 "prepare_copy_realtime_factor", "preview_seconds"):
         assert result["figures"][name]["value"] > 0, name
-    for phase in ("source", "prepare", "render", "reencode"):
+    for phase in ("source", "prepare_copy", "source_reencode", "prepare", "render", "reencode"):
         assert result["phases"][phase]["peak_rss_mb"] > 50, phase
+    # the two preparation figures measure the two paths: copied, and re-encoded
+    work = tmp_path / "work"
+    assert _video_bytes(work / "avatar" / "media.mp4") == _video_bytes(work / "source-720p.mp4")
+    assert _video_bytes(work / "avatar-reencode" / "media.mp4") != _video_bytes(
+        work / "source-720p-sparse-keyframes.mp4")
     assert 3.5 < result["phases"]["render"]["duration"] < 4.5
