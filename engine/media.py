@@ -830,6 +830,7 @@ class VideoWriter:
             self._audio = None
             self._audio_data: np.ndarray | None = None
             self._audio_pos = 0
+            self._audio_encoded = 0  # samples handed to the encoder, at the input rate
             if audio is not None or sample_rate:
                 if not sample_rate:
                     raise EngineError("An audio track needs its sample rate.")
@@ -904,6 +905,12 @@ class VideoWriter:
         packed = np.ascontiguousarray(samples.reshape(1, -1))
         frame = av.AudioFrame.from_ndarray(packed, format="flt", layout="mono" if self._channels == 1 else "stereo")
         frame.sample_rate = self._in_rate
+        # Timestamps on every frame: without them the encoder's own resampler and frame
+        # queue number the last packets by guesswork, and one can repeat a timestamp (the
+        # muxer then refuses it and the whole file is lost).
+        frame.pts = self._audio_encoded
+        frame.time_base = Fraction(1, self._in_rate)
+        self._audio_encoded += len(samples)
         for packet in self._audio.encode(frame):
             self._container.mux(packet)
 

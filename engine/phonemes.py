@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import Cancelled
 from .speech import PhonemeEvent
 
 SAMPLE_RATE = 16000
@@ -243,22 +244,42 @@ class _ChildDecoder:
         except OSError:  # the child died; result() notices
             pass
 
-    def result(self) -> list[list[tuple[str, float, float]]] | None:
-        """The phones per utterance, or None if the child failed (the caller decodes here)."""
+    def result(self, stop: threading.Event | None = None) -> list[list[tuple[str, float, float]]] | None:
+        """The phones per utterance, or None if the child failed (the caller decodes here).
+        Setting ``stop`` kills the child and raises ``Cancelled``."""
         import json
+        import select
 
         try:
+            chunks = []
+            stream = self._child.stdout
+            while True:
+                if stop is not None and stop.is_set():
+                    raise Cancelled("Speech recognition was stopped.")
+                ready, _, _ = select.select([stream], [], [], 0.1)
+                if ready:
+                    chunk = os.read(stream.fileno(), 1 << 16)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            stream.close()
             self._feeder.join()
-            out = self._child.stdout.read()
-            self._child.stdout.close()
-            if self._child.wait(timeout=600) != 0:
+            if self._child.wait(timeout=60) != 0:
                 return None
-            results = [[(str(p), float(a), float(b)) for p, a, b in utterance] for utterance in json.loads(out)]
+            results = [[(str(p), float(a), float(b)) for p, a, b in utterance]
+                       for utterance in json.loads(b"".join(chunks))]
             return results if len(results) == self._count else None
+        except Cancelled:
+            self._kill()
+            raise
         except Exception:
-            self._child.kill()
-            self._child.wait()
+            self._kill()
             return None
+
+    def _kill(self) -> None:
+        self._child.kill()
+        self._child.wait()
+        self._feeder.join()
 
 
 def _child_main() -> int:
@@ -283,13 +304,15 @@ def _split_point(slices: list[tuple[int, int]], local_share: float) -> int:
     return int(np.searchsorted(cumulative, local_share) + 1) if local_share < 1.0 else len(slices)
 
 
-def recognize(samples16k: np.ndarray, *, local_share: float = 0.6) -> list[PhonemeEvent]:
+def recognize(
+    samples16k: np.ndarray, *, local_share: float = 0.6, stop: threading.Event | None = None
+) -> list[PhonemeEvent]:
     """ARPAbet phones with times in seconds, inside the speech regions of 16 kHz mono audio.
 
     Beyond a few seconds of speech, the later utterances are decoded in a child process
     while this one decodes the first ``local_share`` of the speech (0: all of it in the
     child, for a caller whose own cores are busy; 1: none). The default leaves the child
-    less, for its ~0.4 s start."""
+    less, for its ~0.4 s start. ``stop``, when set, ends the child's work early (``Cancelled``)."""
     samples = np.asarray(samples16k, dtype=np.float32)
     levels = _levels(samples, SAMPLE_RATE)
     if levels is None:
@@ -309,7 +332,7 @@ def recognize(samples16k: np.ndarray, *, local_share: float = 0.6) -> list[Phone
     child = _ChildDecoder(pcm, slices[here:]) if here < len(slices) else None
     decoded = _decode_slices(pcm, slices[:here])
     if child is not None:
-        decoded += child.result() or _decode_slices(pcm, slices[here:])
+        decoded += child.result(stop) or _decode_slices(pcm, slices[here:])
     events: list[PhonemeEvent] = []
     for region, (first, _last), phones in zip(regions, slices, decoded):
         region_start, region_end = region

@@ -179,6 +179,39 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
     started = time.monotonic()
     # The footage's own speech is recognised (for the viseme labels) while frames are tracked.
     own_speech = video_avatar.OwnSpeech(source)
+    try:
+        info, library_path, report = _track_and_normalise(
+            source, media_path, library_path, builder, own_speech, background, progress, cancel
+        )
+    except BaseException:
+        own_speech.close()
+        raise
+    report["seconds"] = round(time.monotonic() - started, 2)
+    media.report_progress(progress, "tracking", 1.0)
+    cancel(force=True)
+
+    media.report_progress(progress, "poster", 0.0)
+    media.write_poster(media_path, poster, at=min(0.5, info.duration / 2))
+    media.report_progress(progress, "poster", 1.0)
+    return PreparedAvatar(
+        kind="video",
+        media_path=media_path,
+        poster_path=poster,
+        preview_path=preview,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        duration=info.duration,
+        frame_count=info.frame_count,
+        library_path=library_path,
+        report=report,
+    )
+
+
+def _track_and_normalise(source, media_path, library_path, builder, own_speech, background, progress, cancel):
+    """One pass over the footage: normalise it and track the face in every frame (the
+    builder's threads), then write the mouth library with the footage's own speech.
+    Returns (media info, library path or None, preparation report)."""
     with builder:
         builder.start_worker()
         info = media.normalise_video(
@@ -206,26 +239,7 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
             # Pre-flight saw a face, FaceMesh never could: the avatar still plays, without lip sync.
             library_path = None
             report = {"usable_frames": 0, "warnings": [str(exc)]}
-    report["seconds"] = round(time.monotonic() - started, 2)
-    media.report_progress(progress, "tracking", 1.0)
-    cancel(force=True)
-
-    media.report_progress(progress, "poster", 0.0)
-    media.write_poster(media_path, poster, at=min(0.5, info.duration / 2))
-    media.report_progress(progress, "poster", 1.0)
-    return PreparedAvatar(
-        kind="video",
-        media_path=media_path,
-        poster_path=poster,
-        preview_path=preview,
-        width=info.width,
-        height=info.height,
-        fps=info.fps,
-        duration=info.duration,
-        frame_count=info.frame_count,
-        library_path=library_path,
-        report=report,
-    )
+    return info, library_path, report
 
 
 def _fit_photo(rgb: np.ndarray, long_side: int) -> np.ndarray:

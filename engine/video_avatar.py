@@ -487,8 +487,14 @@ class OwnSpeech:
 
     def __init__(self, source: Path):
         self._value: dict = {}
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, args=(Path(source),), name="own-speech", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """Stop early (preparation failed or was cancelled) and wait for the thread."""
+        self._stop.set()
+        self._thread.join()
 
     def _work(self, source: Path) -> None:
         from . import speech, visemes
@@ -509,7 +515,8 @@ class OwnSpeech:
                 return
             self._value["fps"] = fps
             # decoded in a child process: this one's cores are busy tracking the face
-            self._value["trajectory"] = visemes.trajectory_from_audio(samples, 16000, fps, local_share=0.0)
+            self._value["trajectory"] = visemes.trajectory_from_audio(samples, 16000, fps, local_share=0.0,
+                                                                      stop=self._stop)
         except Exception:  # the library falls back to the normalised video's own track
             self._value.clear()
 

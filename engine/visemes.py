@@ -710,16 +710,14 @@ def trajectory_from_speech(speech: Speech, fps: float = 25.0) -> Trajectory:
     )
 
 
-def trajectory_from_audio(
-    samples: np.ndarray, sample_rate: int, fps: float = 25.0, *, local_share: float | None = None
-) -> Trajectory:
+def trajectory_from_audio(samples: np.ndarray, sample_rate: int, fps: float = 25.0, **recognition) -> Trajectory:
     """Trajectory for a recorded voice track: VAD + PocketSphinx phones + loudness.
-    ``local_share``: see ``phonemes.recognize`` (how much to decode in this process)."""
+    ``recognition``: ``local_share`` and ``stop`` for ``phonemes.recognize``."""
     from .phonemes import SAMPLE_RATE, recognize
     from .speech import resample
 
     samples16k = resample(samples, sample_rate, SAMPLE_RATE)
-    phones = recognize(samples16k) if local_share is None else recognize(samples16k, local_share=local_share)
+    phones = recognize(samples16k, **recognition)
     return trajectory_from_phonemes(phones, samples, sample_rate, fps, alphabet="arpabet")
 
 

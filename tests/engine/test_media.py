@@ -244,6 +244,22 @@ def test_writer_makes_a_faststart_mp4_with_audio(tmp_path):
         assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
 
 
+@pytest.mark.parametrize("frames", [27, 35])
+def test_writer_closes_whatever_the_audio_length_at_a_resampled_rate(tmp_path, frames):
+    # 22.05 kHz audio (espeak's rate) is resampled for AAC; these lengths once ended on two
+    # packets with the same timestamp, and the muxer refused the file at close
+    seconds = frames / 25 + 0.03
+    audio = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 22050))).astype(np.float32)
+    path = tmp_path / "speech.mp4"
+    with media.VideoWriter(path, width=320, height=240, fps=25, audio=audio, sample_rate=22050) as writer:
+        for k in range(frames):
+            writer.write(_pattern(320, 240, k))
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        decoded = sum(frame.samples for frame in container.decode(stream))
+        assert decoded / stream.sample_rate == pytest.approx(seconds, abs=0.03)
+
+
 def test_writer_removes_the_partial_file_on_error(tmp_path):
     path = tmp_path / "partial.mp4"
     with pytest.raises(RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine import phonemes, speech, visemes
+from engine.errors import Cancelled
 
 REPO = Path(__file__).resolve().parents[2]
 JFK = REPO.parent / "shared" / "media" / "jfk_inaugural_11s.wav"
@@ -167,6 +169,25 @@ def test_a_failing_child_process_falls_back_to_decoding_here(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/bin/false")
     assert phonemes.recognize(samples, local_share=0.0) == expected
     assert started
+
+
+def test_stopping_recognition_ends_the_child_process(monkeypatch):
+    samples = np.tile(_track_with_pauses(), 6)  # ~1 min of speech: seconds of work for the child
+    children = []
+    real_child = phonemes._ChildDecoder
+
+    def keep(pcm, slices):
+        children.append(real_child(pcm, slices))
+        return children[-1]
+
+    monkeypatch.setattr(phonemes, "_ChildDecoder", keep)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        phonemes.recognize(samples, local_share=0.0, stop=stop)
+    assert time.monotonic() - started < 1.5
+    assert children and children[0]._child.poll() is not None  # killed, not left running
 
 
 def test_unrecognisable_sound_still_moves_the_mouth():

@@ -69,7 +69,13 @@ SENTENCES = [
 def test_no_mouth_shape_lasts_less_than_two_frames(fps, speed):
     for text in SENTENCES:
         trajectory = visemes.trajectory_from_speech(speech.synthesize(text, speed=speed), fps)
-        short = [run for run in _runs(trajectory.visemes) if run[1] < visemes.MIN_RUN]
+        runs = _runs(trajectory.visemes)
+        # the one exception the rule makes: a single frame between two closures (fast
+        # "p-a-m" at a low frame rate), where closing counts more than the open frame
+        short = [
+            run for i, run in enumerate(runs) if run[1] < visemes.MIN_RUN
+            and not (0 < i < len(runs) - 1 and runs[i - 1][0] == runs[i + 1][0] == "PP")
+        ]
         assert not short, (text, speed, fps, short)
         assert set(trajectory.visemes) <= set(visemes.VISEMES)
 
