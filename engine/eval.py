@@ -721,7 +721,10 @@ def selection_oracles(real_all, split_frame: int, canonical, lips, static_mean: 
         return {}
     lib_lips = np.stack([shape[lips] for _, shape in library])
     held_lips = np.stack([shape[lips] for _, shape in held])
-    distance = np.linalg.norm(held_lips[:, None] - lib_lips[None], axis=-1).mean(axis=-1)
+    distance = np.concatenate([  # in slices: held × library × 40 points at once can be gigabytes
+        np.linalg.norm(part[:, None] - lib_lips[None], axis=-1).mean(axis=-1)
+        for part in np.array_split(held_lips, max(1, len(held_lips) // 64))
+    ])
     lib_features = np.stack([_oracle_features(lm, shape) for lm, shape in library])
     held_features = np.stack([_oracle_features(lm, shape) for lm, shape in held])
     mean, std = lib_features.mean(axis=0), lib_features.std(axis=0) + 1e-9

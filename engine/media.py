@@ -1034,7 +1034,24 @@ def normalise_video(
 
     mime = sniff_type(src)
     if frame_filter is None and _already_normal(src, mime, max_long_side=max_long_side, max_seconds=max_seconds):
-        return _copy_normal(src, dst, progress, stage=stage, should_cancel=should_cancel, on_frame=on_frame)
+        delivered = [0]
+
+        def counted(index: int, frame: av.VideoFrame) -> None:
+            on_frame(index, frame)
+            delivered[0] = index + 1
+
+        try:
+            return _copy_normal(src, dst, progress, stage=stage, should_cancel=should_cancel,
+                                on_frame=counted if on_frame is not None else None)
+        except av.error.InvalidDataError:
+            # A damaged packet after all: re-encode (which repairs it), handing on only the
+            # frames the copy had not reached, so nothing downstream sees a frame twice.
+            if on_frame is not None:
+                seen, handed = delivered[0], on_frame
+
+                def on_frame(index: int, frame: av.VideoFrame) -> None:
+                    if index >= seen:
+                        handed(index, frame)
     container = open_input(src, mime=mime)
     ticker = ProgressThrottle(progress, stage)
     ticker(0.0, force=True)
@@ -1152,48 +1169,62 @@ def _already_normal(src, mime: str | None, *, max_long_side: int | None, max_sec
         container = open_input(src, mime=mime)
     except InputRejected:
         return False
-    with container:
-        if len(container.streams.video) != 1 or len(container.streams.audio) > 1:
+    try:
+        with container:
+            return _normal_streams(container, max_long_side=max_long_side, max_seconds=max_seconds)
+    except av.error.FFmpegError:  # a damaged file: the re-encode repairs what it can
+        return False
+
+
+def _normal_streams(container, *, max_long_side: int | None, max_seconds: float | None) -> bool:
+    if len(container.streams.video) != 1 or len(container.streams.audio) > 1:
+        return False
+    video = container.streams.video[0]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    cc = video.codec_context
+    if cc.name != "h264" or cc.format is None or cc.format.name != "yuv420p":
+        return False
+    if audio is not None and audio.codec_context.name != "aac":
+        return False
+    if (cc.width, cc.height) != even_size(cc.width, cc.height, max_long_side=max_long_side):
+        return False
+    rate = video.average_rate or video.guessed_rate
+    if not rate or _standard_rate(rate) != rate:
+        return False
+    if audio is not None and video.start_time is not None and audio.start_time is not None:
+        # normalised files start their sound with the first picture
+        offset = float(video.start_time * video.time_base) - float(audio.start_time * audio.time_base)
+        if abs(offset) > 0.5 / float(rate):
             return False
-        video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        cc = video.codec_context
-        if cc.name != "h264" or cc.format is None or cc.format.name != "yuv420p":
-            return False
-        if audio is not None and audio.codec_context.name != "aac":
-            return False
-        if (cc.width, cc.height) != even_size(cc.width, cc.height, max_long_side=max_long_side):
-            return False
-        rate = video.average_rate or video.guessed_rate
-        if not rate or _standard_rate(rate) != rate:
-            return False
-        tick = 1 / (rate * video.time_base)  # one frame in the stream's time base
-        pts: list[int] = []
-        keyframes: list[int] = []
-        for packet in container.demux(video):
-            if packet.pts is None:
-                if packet.size:  # a picture without a time: not a file to trust as it is
-                    return False
-                continue
-            pts.append(packet.pts)
-            if packet.is_keyframe:
-                keyframes.append(packet.pts)
-        if len(pts) < 2 or not keyframes:
-            return False
-        pts.sort()
-        steps = np.diff(np.asarray(pts, np.int64))
-        if np.abs(steps - float(tick)).max() > 1.0:  # a dropped or repeated frame: variable rate
-            return False
-        if max_seconds and len(pts) / float(rate) > max_seconds + 1e-6:
-            return False
-        gaps = np.diff(np.asarray(sorted(set(keyframes) | {pts[0], pts[-1]}), np.int64))
-        if gaps.size and gaps.max() / float(tick) > MAX_COPY_KEYFRAME_SECONDS * float(rate) + 0.5:
-            return False
-        container.seek(0)
-        first = next(container.decode(video), None)
-        if first is None or (first.rotation or 0) % 360:
-            return False
-        return _source_colorspace(first) == _BT709 and _source_range(first) == _RANGE_MPEG
+    first = next(container.decode(video), None)  # the cheap checks before reading every packet
+    if first is None or (first.rotation or 0) % 360:
+        return False
+    if _source_colorspace(first) != _BT709 or _source_range(first) != _RANGE_MPEG:
+        return False
+    container.seek(0)
+    tick = float(1 / (rate * video.time_base))  # one frame in the stream's time base
+    pts: list[int] = []
+    keyframes: list[int] = []
+    for packet in container.demux(video):
+        if packet.pts is None:
+            if packet.size:  # a picture without a time: not a file to trust as it is
+                return False
+            continue
+        pts.append(packet.pts)
+        if packet.is_keyframe:
+            keyframes.append(packet.pts)
+    if len(pts) < 2 or not keyframes:
+        return False
+    pts.sort()
+    if min(keyframes) != pts[0]:  # the first pictures would not decode
+        return False
+    steps = np.diff(np.asarray(pts, np.int64))
+    if np.abs(steps - tick).max() > 1.0:  # a dropped or repeated frame: variable rate
+        return False
+    if max_seconds and len(pts) / float(rate) > max_seconds + 1e-6:
+        return False
+    gaps = np.diff(np.asarray(sorted(set(keyframes) | {pts[-1]}), np.int64))
+    return not (gaps.size and gaps.max() / tick > MAX_COPY_KEYFRAME_SECONDS * float(rate) + 0.5)
 
 
 def _copy_normal(src, dst, progress: ProgressFn | None, *, stage: str, should_cancel, on_frame) -> MediaInfo:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,13 +202,18 @@ def _fill_voiced_gaps(
 
 # A voice track's speech regions are independent utterances (fresh front end each), so
 # they can be decoded in another process and give exactly the same phones. Below this much
-# speech a child process (~0.25 s to start) is not worth it.
+# speech a child process (~0.4 s to start and load the model) is not worth it.
 _CHILD_MIN_SPEECH_S = 4.0
+_CHILD_GRACE_S = 30.0
 
 
-def _decode_slices(pcm: np.ndarray, slices: list[tuple[int, int]]) -> list[list[tuple[str, float, float]]]:
+def _decode_slices(
+    pcm: np.ndarray, slices: list[tuple[int, int]], stop: threading.Event | None = None
+) -> list[list[tuple[str, float, float]]]:
     results = []
     for first, last in slices:
+        if stop is not None and stop.is_set():
+            raise Cancelled("Speech recognition was stopped.")
         with _DECODER_LOCK:
             results.append(_decode_utterance(pcm[first:last]))
     return results
@@ -230,6 +236,9 @@ class _ChildDecoder:
             [sys.executable, "-m", "engine.phonemes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, cwd=root,
         )
+        speech_seconds = sum(last - first for first, last in slices) / SAMPLE_RATE
+        # decoding runs at ~0.05 × real time; a child still busy long after that is stuck
+        self._deadline = time.monotonic() + _CHILD_GRACE_S + 5.0 * speech_seconds
         header = json.dumps([last - first for first, last in slices]).encode() + b"\n"
         payload = header + b"".join(pcm[first:last].tobytes() for first, last in slices)
         self._count = len(slices)
@@ -245,8 +254,9 @@ class _ChildDecoder:
             pass
 
     def result(self, stop: threading.Event | None = None) -> list[list[tuple[str, float, float]]] | None:
-        """The phones per utterance, or None if the child failed (the caller decodes here).
-        Setting ``stop`` kills the child and raises ``Cancelled``."""
+        """The phones per utterance, or None if the child failed or overran its deadline
+        (the caller then decodes here). Setting ``stop`` kills the child and raises
+        ``Cancelled``."""
         import json
         import select
 
@@ -256,6 +266,9 @@ class _ChildDecoder:
             while True:
                 if stop is not None and stop.is_set():
                     raise Cancelled("Speech recognition was stopped.")
+                if time.monotonic() > self._deadline:  # a wedged child: decode here instead
+                    self.kill()
+                    return None
                 ready, _, _ = select.select([stream], [], [], 0.1)
                 if ready:
                     chunk = os.read(stream.fileno(), 1 << 16)
@@ -270,13 +283,13 @@ class _ChildDecoder:
                        for utterance in json.loads(b"".join(chunks))]
             return results if len(results) == self._count else None
         except Cancelled:
-            self._kill()
+            self.kill()
             raise
         except Exception:
-            self._kill()
+            self.kill()
             return None
 
-    def _kill(self) -> None:
+    def kill(self) -> None:
         self._child.kill()
         self._child.wait()
         self._feeder.join()
@@ -312,7 +325,8 @@ def recognize(
     Beyond a few seconds of speech, the later utterances are decoded in a child process
     while this one decodes the first ``local_share`` of the speech (0: all of it in the
     child, for a caller whose own cores are busy; 1: none). The default leaves the child
-    less, for its ~0.4 s start. ``stop``, when set, ends the child's work early (``Cancelled``)."""
+    less, for its ~0.4 s start. ``stop``, when set, ends the work early with ``Cancelled``
+    (checked between utterances here, at once for the child)."""
     samples = np.asarray(samples16k, dtype=np.float32)
     levels = _levels(samples, SAMPLE_RATE)
     if levels is None:
@@ -330,9 +344,14 @@ def recognize(
     speech_seconds = sum(last - first for first, last in slices) / SAMPLE_RATE
     here = len(slices) if speech_seconds < _CHILD_MIN_SPEECH_S else _split_point(slices, local_share)
     child = _ChildDecoder(pcm, slices[here:]) if here < len(slices) else None
-    decoded = _decode_slices(pcm, slices[:here])
+    try:
+        decoded = _decode_slices(pcm, slices[:here], stop)
+    except BaseException:
+        if child is not None:
+            child.kill()
+        raise
     if child is not None:
-        decoded += child.result(stop) or _decode_slices(pcm, slices[here:])
+        decoded += child.result(stop) or _decode_slices(pcm, slices[here:], stop)
     events: list[PhonemeEvent] = []
     for region, (first, _last), phones in zip(regions, slices, decoded):
         region_start, region_end = region

@@ -229,7 +229,7 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
         media.report_progress(progress, "tracking", 0.0)
         with media.VideoReader(media_path, cache_bytes=0, threads=False) as reader:
             fps = reader.fps
-        trajectory = own_speech.result(fps)
+        trajectory = own_speech.result(fps, cancel)
         try:
             if trajectory is not None:
                 report = builder.finish(library_path, trajectory=trajectory, fps=fps).to_dict()
@@ -508,7 +508,13 @@ def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, tr
     return reader.width, reader.height, out_rate, first
 
 
-def _prefetched(make_iterator: Callable[[], Iterator], depth: int = 16) -> Iterator:
+# Frames queued between lip sync and the encoder: their per-frame costs vary (a cut, a colour
+# measurement, an encoder lookahead flush), and a deeper queue keeps both cores busy through
+# the bumps. ~50 MB of 1080p frames.
+PREFETCH_FRAMES = 16
+
+
+def _prefetched(make_iterator: Callable[[], Iterator], depth: int = PREFETCH_FRAMES) -> Iterator:
     """Run an iterator in a worker thread, ``depth`` items ahead of the consumer.
 
     Lip sync (decode, unit selection, compositing: numpy and OpenCV, which release the GIL

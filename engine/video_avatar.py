@@ -125,6 +125,9 @@ VISEME_CLASSES = {
     "sil": 0, "PP": 1, "FF": 2, "TH": 3, "DD": 3, "kk": 3, "nn": 3, "SS": 3,
     "CH": 4, "RR": 4, "ou": 4, "oh": 5, "aa": 5, "E": 6, "ih": 6,
 }
+VISEME_CLASS_COUNT = max(VISEME_CLASSES.values()) + 1
+# per frame: six trajectory parameters, log loudness, depth in a pause, viseme class one-hot
+TRAJECTORY_FEATURES = 6 + 2 + VISEME_CLASS_COUNT
 VISEME_ORDER = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 
 ProgressFn = Callable[[str, float], None]
@@ -346,7 +349,7 @@ def trajectory_features(trajectory, frame_count: int | None = None) -> np.ndarra
         depth = np.minimum(np.minimum(before, after) / trajectory.fps, 0.6)
     else:
         depth = np.full(n, 0.6)
-    classes = np.zeros((n, 7), np.float32)
+    classes = np.zeros((n, VISEME_CLASS_COUNT), np.float32)
     for i, label in enumerate(labels):
         classes[i, VISEME_CLASSES.get(label, 0)] = 1.0
     return np.column_stack([params, np.log(loud + 1e-3), depth, classes]).astype(np.float32)
@@ -375,6 +378,11 @@ def model_inputs(trajectory, frame_count: int | None = None, *, cepstrum: bool =
         known = trajectory.cepstrum[:n]
         spectrum[: len(known)] = known
     return np.hstack([x, _lagged(spectrum, trajectory.fps, CEPSTRUM_LAGS_SECONDS)])
+
+
+def model_inputs_width() -> int:
+    """Columns of ``model_inputs`` with the cepstrum (older libraries' models have fewer)."""
+    return TRAJECTORY_FEATURES * len(MODEL_LAGS_SECONDS) + CEPSTRUM_COEFFICIENTS * len(CEPSTRUM_LAGS_SECONDS)
 
 
 def _fit_model(inputs: np.ndarray, state: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -418,15 +426,14 @@ def predict_state(library: Library, trajectory) -> np.ndarray:
     exact times and clean shapes the model never saw; it is mapped onto the speaker's own
     range of mouth shapes directly, in sync with the sound.
     """
-    features = trajectory_features(trajectory)
     model = library.model
     if "weights" in model and not exact_timing(trajectory):
-        x = model_inputs(trajectory)
-        if x.shape[1] != len(model["x_mean"]):
-            x = model_inputs(trajectory, cepstrum=False)
+        heard = len(model["x_mean"]) == model_inputs_width()
+        x = model_inputs(trajectory, cepstrum=heard)
         xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
         return (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
     # Too little footage for a model: scale the trajectory's jaw onto the measured range.
+    features = trajectory_features(trajectory)
     usable = library.state[library.usable] if library.usable.any() else library.state
     low, high = np.percentile(usable, [3, 97], axis=0)
     out = np.repeat(((low + high) / 2)[None, :], len(features), axis=0)
@@ -520,8 +527,17 @@ class OwnSpeech:
         except Exception:  # the library falls back to the normalised video's own track
             self._value.clear()
 
-    def result(self, fps: float):
-        self._thread.join()
+    def result(self, fps: float, check_cancel: Callable[[], None] | None = None):
+        """Wait for the trajectory; ``check_cancel`` (raising ``Cancelled``) is called
+        while waiting, and a cancel stops the recognition too."""
+        while self._thread.is_alive():
+            if check_cancel is not None:
+                try:
+                    check_cancel()
+                except BaseException:
+                    self.close()
+                    raise
+            self._thread.join(timeout=0.25)
         if abs(self._value.get("fps", -1.0) - fps) > 0.01:
             return None
         return self._value.get("trajectory")
@@ -765,6 +781,7 @@ class LibraryBuilder:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._tracked: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._stopping = threading.Event()
 
         def stage(source: queue.Queue, step: Callable, sink: queue.Queue | None) -> Callable[[], None]:
             def work() -> None:
@@ -772,7 +789,7 @@ class LibraryBuilder:
                     item = source.get()
                     if item is None:
                         break
-                    if self._error is None:
+                    if self._error is None and not self._stopping.is_set():
                         try:
                             result = step(*item)
                             if sink is not None:
@@ -811,7 +828,7 @@ class LibraryBuilder:
         if workers and any(worker.is_alive() for worker in workers):
             import queue
 
-            self._error = self._error or Cancelled("Stopped.")  # the stages skip what is left
+            self._stopping.set()  # the stages skip what is left
             for pending in (self._queue, self._tracked):
                 while True:
                     try:

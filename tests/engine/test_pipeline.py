@@ -145,6 +145,20 @@ def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
     assert not left & {"tracking", "recording", "own-speech"}
 
 
+def test_a_cancel_while_waiting_for_the_footages_speech_stops_its_recognition(root):
+    from engine.video_avatar import OwnSpeech
+
+    source = mediagen.make_speaking_video(root / "own-speech.mp4", seconds=10.0)
+    own = OwnSpeech(source)
+
+    def cancelled() -> None:
+        raise Cancelled("The creator cancelled.")
+
+    with pytest.raises(Cancelled):
+        own.result(25.0, cancelled)
+    assert not own._thread.is_alive()
+
+
 # -- renders --------------------------------------------------------------------------------
 
 
