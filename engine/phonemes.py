@@ -207,6 +207,10 @@ _CHILD_MIN_SPEECH_S = 4.0
 _CHILD_GRACE_S = 30.0
 
 
+def _seconds(slices: list[tuple[int, int]]) -> float:
+    return sum(last - first for first, last in slices) / SAMPLE_RATE
+
+
 def _decode_slices(
     pcm: np.ndarray, slices: list[tuple[int, int]], stop: threading.Event | None = None
 ) -> list[list[tuple[str, float, float]]]:
@@ -236,9 +240,8 @@ class _ChildDecoder:
             [sys.executable, "-m", "engine.phonemes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, cwd=root,
         )
-        speech_seconds = sum(last - first for first, last in slices) / SAMPLE_RATE
         # decoding runs at ~0.05 × real time; a child still busy long after that is stuck
-        self._deadline = time.monotonic() + _CHILD_GRACE_S + 5.0 * speech_seconds
+        self._deadline = time.monotonic() + _CHILD_GRACE_S + 5.0 * _seconds(slices)
         header = json.dumps([last - first for first, last in slices]).encode() + b"\n"
         payload = header + b"".join(pcm[first:last].tobytes() for first, last in slices)
         self._count = len(slices)
@@ -341,8 +344,7 @@ def recognize(
     regions = _regions(levels, len(samples) / SAMPLE_RATE)
     slices = [(max(0, int(start * SAMPLE_RATE) - pad), min(len(pcm), int(end * SAMPLE_RATE) + pad))
               for start, end in regions]
-    speech_seconds = sum(last - first for first, last in slices) / SAMPLE_RATE
-    here = len(slices) if speech_seconds < _CHILD_MIN_SPEECH_S else _split_point(slices, local_share)
+    here = len(slices) if _seconds(slices) < _CHILD_MIN_SPEECH_S else _split_point(slices, local_share)
     child = _ChildDecoder(pcm, slices[here:]) if here < len(slices) else None
     try:
         decoded = _decode_slices(pcm, slices[:here], stop)

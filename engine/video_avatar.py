@@ -51,7 +51,6 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import media
-from .speech import CEPSTRUM_COEFFICIENTS
 from .errors import Cancelled, EngineError, InputRejected
 from .face import (
     APERTURE_PAIRS,
@@ -70,6 +69,7 @@ from .face import (
     similarity_transform,
     yuv_planes,
 )
+from .speech import CEPSTRUM_COEFFICIENTS
 
 LIBRARY_SUFFIX = ".npz"
 LIBRARY_VERSION = 2
