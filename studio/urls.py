@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from studio import views
+from studio import media, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,4 +19,4 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 if not settings.AWS_STORAGE_BUCKET_NAME:
-    urlpatterns.append(re_path(r"^media/(?P<path>.+)$", views.media_file, name="media"))
+    urlpatterns.append(re_path(r"^media/(?P<path>.+)$", media.media_file, name="media"))

@@ -1,17 +1,7 @@
-import os
-import re
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import (
-    FileResponse,
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    StreamingHttpResponse,
-)
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -20,11 +10,6 @@ from studio.forms import MemberForm, SignupForm, TeamForm
 from studio.middleware import SESSION_TEAM_KEY
 from studio.models import Membership
 from studio.services import membership_add, team_create, user_create
-from studio.storage import content_type_for
-
-RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
-TEAM_KEY_PATTERN = re.compile(r"^teams/(\d+)/")
-CHUNK = 256 * 1024
 
 
 @login_required
@@ -93,51 +78,3 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
         membership.delete()
         messages.success(request, f"{membership.user} was removed from the team.")
     return redirect("team_settings")
-
-
-@login_required
-def media_file(request: HttpRequest, path: str) -> HttpResponse:
-    """Serve a local media file to members of the team that owns it, with Range support.
-
-    Browsers need byte ranges to seek in <video>; Django's static serve has none.
-    """
-    match = TEAM_KEY_PATTERN.match(path)
-    if not match or not Membership.objects.filter(user=request.user, team_id=match[1]).exists():
-        raise Http404()
-    full = os.path.realpath(os.path.join(settings.MEDIA_ROOT, path))
-    if not full.startswith(os.path.realpath(settings.MEDIA_ROOT) + os.sep) or not os.path.isfile(full):
-        raise Http404()
-    size = os.path.getsize(full)
-    content_type = content_type_for(full)
-    range_header = RANGE_PATTERN.match(request.headers.get("Range", "").strip())
-    if not range_header or range_header.groups() == ("", ""):
-        response = FileResponse(open(full, "rb"), content_type=content_type)
-        response["Accept-Ranges"] = "bytes"
-        return response
-    first, last = range_header.groups()
-    if first == "":  # suffix range: the last N bytes
-        start, end = max(size - int(last), 0), size - 1
-    else:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    response = StreamingHttpResponse(
-        _read_range(full, start, end - start + 1), status=206, content_type=content_type
-    )
-    response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    response["Content-Length"] = str(end - start + 1)
-    response["Accept-Ranges"] = "bytes"
-    return response
-
-
-def _read_range(path: str, start: int, length: int):
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        while length > 0:
-            chunk = handle.read(min(CHUNK, length))
-            if not chunk:
-                break
-            length -= len(chunk)
-            yield chunk
