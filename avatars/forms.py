@@ -1,12 +1,10 @@
 from django import forms
 
-from avatars.models import Avatar, parse_colour, validate_avatar_name
+from avatars.models import Avatar, validate_avatar_name, validate_hex_colour
 from avatars.services import sniff_background_image
 from engine import preflight
 from engine.errors import InputRejected
 from studio.uploads import local_path
-
-HEX_COLOUR_LENGTH = 7
 
 
 class AvatarForm(forms.Form):
@@ -34,7 +32,9 @@ class AvatarForm(forms.Form):
         choices=Avatar.Background.choices, initial=Avatar.Background.NONE, widget=forms.RadioSelect
     )
     background_colour = forms.CharField(
-        required=False, initial="#1f7a4d", widget=forms.TextInput(attrs={"type": "color"})
+        required=False,
+        initial="#1f7a4d",
+        widget=forms.TextInput(attrs={"type": "color"}),
     )
     background_image = forms.FileField(
         required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"})
@@ -56,17 +56,10 @@ class AvatarForm(forms.Form):
         return name
 
     def clean_background_colour(self) -> str:
-        value = self.cleaned_data["background_colour"].strip()
-        if len(value) == HEX_COLOUR_LENGTH and value.startswith("#"):
-            try:
-                red, green, blue = (int(value[i : i + 2], 16) for i in (1, 3, 5))
-            except ValueError:
-                red = None
-            if red is not None:
-                return f"rgb({red},{green},{blue})"
-        if value and parse_colour(value) is None:
-            raise forms.ValidationError("Give the colour as rgb(r,g,b) with numbers from 0 to 255.")
-        return value.replace(" ", "")
+        value = self.cleaned_data["background_colour"].lower()
+        if value:
+            validate_hex_colour(value)
+        return value
 
     def clean(self):
         cleaned = super().clean()

@@ -1,15 +1,12 @@
 import re
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 
-from studio.jobs import JobFields
-from studio.models import Team
+from studio.jobs import TeamOwnedJob, job_fail
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9 _-]{2,50}$")
-COLOUR_PATTERN = re.compile(r"^rgb\((\d{1,3}),(\d{1,3}),(\d{1,3})\)$")
+HEX_COLOUR_PATTERN = re.compile(r"^#[0-9a-f]{6}$")
 
 
 def validate_avatar_name(value: str) -> None:
@@ -19,15 +16,16 @@ def validate_avatar_name(value: str) -> None:
         )
 
 
-def parse_colour(value: str) -> tuple[int, int, int] | None:
-    match = COLOUR_PATTERN.match(value.replace(" ", ""))
-    if not match:
-        return None
-    rgb = tuple(int(part) for part in match.groups())
-    return rgb if all(0 <= part <= 255 for part in rgb) else None
+def validate_hex_colour(value: str) -> None:
+    if not HEX_COLOUR_PATTERN.match(value):
+        raise ValidationError("Give the colour as #rrggbb, for example #1f7a4d.")
 
 
-class Avatar(JobFields):
+def hex_to_rgb(value: str) -> tuple[int, int, int]:
+    return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+class Avatar(TeamOwnedJob):
     class Kind(models.TextChoices):
         VIDEO = "video", "Video"
         PHOTO = "photo", "Photo"
@@ -52,10 +50,6 @@ class Avatar(JobFields):
     RUNNING = [Status.CHECKING, Status.PREPARING]
     TERMINAL = [Status.READY, Status.REJECTED, Status.FAILED]
 
-    team = models.ForeignKey(Team, models.CASCADE, related_name="avatars")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
-    )
     name = models.CharField(max_length=50, validators=[validate_avatar_name])
     gender = models.CharField(max_length=10, choices=Gender.choices)
     kind = models.CharField(max_length=10, choices=Kind.choices, blank=True)
@@ -72,7 +66,9 @@ class Avatar(JobFields):
     background = models.CharField(
         max_length=10, choices=Background.choices, default=Background.NONE
     )
-    background_colour = models.CharField(max_length=20, blank=True)
+    background_colour = models.CharField(
+        max_length=7, blank=True, validators=[validate_hex_colour], help_text="#rrggbb; colour backgrounds only."
+    )
     background_image = models.FileField(max_length=300, blank=True)
     preflight = models.JSONField(default=dict, blank=True)
     media = models.FileField(max_length=300, blank=True, help_text="Normalised source.")
@@ -99,14 +95,6 @@ class Avatar(JobFields):
         return self.name
 
     @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
-
-    @property
-    def key_prefix(self) -> str:
-        return f"teams/{self.team_id}/avatars/{self.pk}/"
-
-    @property
     def problems(self) -> list[dict]:
         return self.preflight.get("problems", [])
 
@@ -116,7 +104,9 @@ class Avatar(JobFields):
 
     @property
     def background_rgb(self) -> tuple[int, int, int] | None:
-        return parse_colour(self.background_colour) if self.background == "colour" else None
+        if self.background != self.Background.COLOUR or not self.background_colour:
+            return None
+        return hex_to_rgb(self.background_colour)
 
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [
@@ -125,8 +115,6 @@ class Avatar(JobFields):
             if f
         ]
 
-    def mark_failed(self, message: str) -> None:
-        self.status = self.Status.FAILED
-        self.error = message
-        self.finished_at = timezone.now()
-        self.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    def fail(self, message: str) -> bool:
+        """Fail a job still being checked or prepared; False if it settled meanwhile."""
+        return job_fail(Avatar, pk=self.pk, from_statuses=self.RUNNING, message=message)

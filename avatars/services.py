@@ -80,14 +80,14 @@ def avatar_create(
         with transaction.atomic():
             avatar.full_clean(exclude=["source", "background_image"])
             avatar.save(force_insert=True)
-            transaction.on_commit(lambda: _enqueue_prepare(avatar.pk))
+            transaction.on_commit(lambda: avatar_prepare_enqueue(avatar.pk))
     except BaseException:
         delete_quietly(written)
         raise
     return avatar
 
 
-def _enqueue_prepare(avatar_id) -> None:
+def avatar_prepare_enqueue(avatar_id) -> None:
     from avatars.tasks import avatar_prepare
 
     avatar_prepare.delay(str(avatar_id))
@@ -100,7 +100,7 @@ def avatar_retry(*, avatar: Avatar) -> bool:
         status=Avatar.Status.UPLOADED, error="", progress=0, stage="", attempts=0
     )
     if moved:
-        transaction.on_commit(lambda: _enqueue_prepare(avatar.pk))
+        transaction.on_commit(lambda: avatar_prepare_enqueue(avatar.pk))
     return bool(moved)
 
 

@@ -3,13 +3,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from avatars import services
 from avatars.forms import AvatarForm
 from avatars.models import Avatar
 from engine.errors import InputRejected
 from studio.access import require_editor, team_object_or_404
-from studio.htmx import STOP_POLLING
 
 # The detail page re-renders this partial every second until the avatar settles.
 STATUS_PARTIAL = "avatars/avatar_detail.html#status"
@@ -58,7 +58,7 @@ def avatar_detail(request: HttpRequest, avatar_id) -> HttpResponse:
     if request.htmx:
         response = render(request, STATUS_PARTIAL, context)
         if avatar.is_terminal:
-            response.status_code = STOP_POLLING
+            response.status_code = HTMX_STOP_POLLING
         return response
     return render(request, "avatars/avatar_detail.html", context)
 

@@ -11,7 +11,7 @@ Commands:
   normalised media, poster, preview, mouth library and ``DIR/avatar.json``; prints the report.
 - ``render --avatar DIR (or --media M [--library L]) --text "…" | --audio A -o out.mp4`` —
   a lip-synced render, with a progress line on stderr.
-- ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/eval.py``).
+- ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/evaluation/``).
 - ``bench [--long]`` — speed and memory figures (``engine/bench.py``); ``make bench``.
 
 Adding a command: write ``_add_NAME(commands)``
@@ -408,7 +408,7 @@ def _add_render(commands) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from . import eval as evaluation
+    from . import evaluation
 
     video = Path(args.video)
     if not video.is_file():

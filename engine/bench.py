@@ -1,11 +1,12 @@
-"""``make bench`` / ``python -m engine bench``: render speed and memory against DESIGN.md.
+"""``make bench`` / ``python -m engine bench``: render speed and memory against ``TARGETS``.
 
 What it measures (each phase in its own child process, so its peak RSS is its own: the
 parent reads it from ``os.wait4``; wall times are taken inside the child around the work,
 so interpreter start-up and imports are not counted — a worker has them loaded already):
 
 - **source**: a 1280×720, 25 fps, 30 s talking video with its speech — the shared Obama clip
-  (256×256, 30 fps) upscaled to 640 px high and centred on a studio-grey backdrop, or, when
+  (256×256, 30 fps; ``devmedia.REAL_CLIP`` in the shared media folder, ``STUDIO_SHARED_MEDIA``)
+  upscaled to 640 px high and centred on a studio-grey backdrop, or, when
   the clip is absent, the astronaut presenter ``tests/mediagen`` makes, at 720p. The voice
   track is the clip's own 30 s of speech (or 30 s of espeak speech), as a WAV.
 - **prepare**: ``pipeline.prepare_avatar`` on the source (preview, normalise, face tracking,
@@ -37,7 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED_CLIP = Path("/work/shared/media/obama_address_30s.mov")
+from .devmedia import REAL_CLIP, shared_media
+
+SHARED_CLIP = shared_media(REAL_CLIP)
 SOURCE_SECONDS = 30.0
 LONG_SECONDS = 300.0
 OUT_FPS = 25
@@ -187,11 +190,11 @@ def _phase_prepare(params: dict) -> dict:
 def _background_sequence(n_source: int, n_out: int, fps: float):
     """The render's background index sequence (reverse loop), from the engine itself."""
     try:
-        from .video_avatar import background_indices
+        from .timeline import background_indices
 
         return list(background_indices(n_source, n_out, loop_mode="reverse", fps=fps))
     except ImportError:
-        from .pipeline import frame_index_sequence
+        from .timeline import frame_index_sequence
 
         return list(frame_index_sequence(n_source, n_out, "reverse"))
 

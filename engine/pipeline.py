@@ -1,10 +1,12 @@
-"""The local engine: avatar preparation and render.
+"""The local engine's two entry points: ``prepare_avatar`` and ``render``.
 
-Video avatars are prepared with a mouth library (``video_avatar``: face tracking, the
-per-avatar mouth units) and rendered with real lip sync when the request names that
-library; without one (avatars prepared before lip sync existed) the footage plays timed to
-the speech, lips moving only as they did in the original. Photo avatars still render the
-photo as it is; their mouth synthesis plugs into ``_frames_for_photo``.
+This module only orchestrates: media I/O is ``media``, speech is ``speech`` and
+``visemes``, the footage's frame order is ``timeline``, and lip sync is ``lipsync``.
+
+A video avatar is prepared with a mouth library and rendered with lip sync when the request
+names that library; without one (the face could not be tracked) the footage plays timed to
+the speech, the mouth moving only as it did in the original. A photo avatar renders the
+photo as it is.
 
 Frames stream decoder → encoder: a video avatar's frames stay in YUV unless a background
 or rotation forces RGB, and only a bounded chunk is cached for reverse playback (see
@@ -13,62 +15,30 @@ or rotation forces RGB, and only a bounded chunk is cached for reverse playback 
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from . import media
-from .compose import Background, BackgroundCompositor
-from .errors import Cancelled, EngineError, InputRejected
+from .background import Background, BackgroundCompositor
+from .errors import EngineError, InputRejected
+from .progress import CancelCheck, CancelFn, ProgressFn, ProgressThrottle, report_progress
+from .timeline import check_render_options, resampled_sequence
 
-ProgressFn = Callable[[str, float], None]  # (stage, fraction 0..1 of that stage)
-CancelFn = Callable[[], bool]
-
-LOOP_MODES = ("reverse", "forward", "circle", "custom")
 PHOTO_FPS = 25
 MAX_PREPARED_LONG_SIDE = 1920  # renders run on 2 CPU cores: 4K sources are prepared at 1080p
 PREVIEW_SECONDS = 3.0
 PREVIEW_LONG_SIDE = 1280
-CANCEL_CHECK_SECONDS = 0.25
 
 
 # --------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------
-
-
-class _CancelCheck:
-    """Ask ``should_cancel`` between frames, but at most every 0.25 s: it may hit a database."""
-
-    def __init__(self, should_cancel: CancelFn | None, message: str):
-        self._fn = should_cancel
-        self._message = message
-        self._last = -math.inf
-
-    def __call__(self, *, force: bool = False) -> None:
-        if self._fn is None:
-            return
-        now = time.monotonic()
-        if force or now - self._last >= CANCEL_CHECK_SECONDS:
-            self._last = now
-            if self._fn():
-                raise Cancelled(self._message)
-
-    def as_fn(self) -> CancelFn:
-        def check() -> bool:
-            try:
-                self()
-            except Cancelled:
-                return True
-            return False
-
-        return check
 
 
 def _lazy_filter(background: Background) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -133,7 +103,7 @@ def prepare_avatar(
         raise EngineError(f"Unknown avatar kind {kind!r}.")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    cancel = _CancelCheck(should_cancel, "Preparation was cancelled.")
+    cancel = CancelCheck(should_cancel, "Preparation was cancelled.")
     outputs: list[Path] = []
     try:
         if kind == "video":
@@ -146,25 +116,25 @@ def prepare_avatar(
 
 
 def _prepare_video(source, workdir, background, progress, cancel, on_preview, outputs) -> PreparedAvatar:
-    from . import video_avatar
+    from . import lipsync
 
     preview = workdir / "preview.mp4"
     media_path = workdir / "media.mp4"
     poster = workdir / "poster.jpg"
-    library_path = workdir / ("library" + video_avatar.LIBRARY_SUFFIX)
+    library_path = workdir / ("library" + lipsync.LIBRARY_SUFFIX)
     outputs.extend([preview, media_path, poster, library_path])
 
-    media.report_progress(progress, "preview", 0.0)
+    report_progress(progress, "preview", 0.0)
     # FaceMesh's first graph takes ~0.7 s to load: let it load while the preview encodes.
     ready: dict = {}
-    loader = threading.Thread(target=lambda: ready.setdefault("builder", video_avatar.LibraryBuilder()),
+    loader = threading.Thread(target=lambda: ready.setdefault("builder", lipsync.LibraryBuilder()),
                               name="facemesh-load", daemon=True)
     loader.start()
     try:
         media.write_preview(
             source, preview, PREVIEW_SECONDS, max_long_side=PREVIEW_LONG_SIDE, frame_filter=_lazy_filter(background)
         )
-        media.report_progress(progress, "preview", 1.0)
+        report_progress(progress, "preview", 1.0)
         if on_preview is not None:
             on_preview(preview)
         cancel(force=True)
@@ -174,11 +144,11 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
             ready["builder"].close()
         raise
     loader.join()
-    builder = ready.get("builder") or video_avatar.LibraryBuilder()
+    builder = ready.get("builder") or lipsync.LibraryBuilder()
 
     started = time.monotonic()
     # The footage's own speech is recognised (for the viseme labels) while frames are tracked.
-    own_speech = video_avatar.OwnSpeech(source)
+    own_speech = lipsync.OwnSpeech(source)
     try:
         info, library_path, report = _track_and_normalise(
             source, media_path, library_path, builder, own_speech, background, progress, cancel
@@ -187,12 +157,12 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
         own_speech.close()
         raise
     report["seconds"] = round(time.monotonic() - started, 2)
-    media.report_progress(progress, "tracking", 1.0)
+    report_progress(progress, "tracking", 1.0)
     cancel(force=True)
 
-    media.report_progress(progress, "poster", 0.0)
+    report_progress(progress, "poster", 0.0)
     media.write_poster(media_path, poster, at=min(0.5, info.duration / 2))
-    media.report_progress(progress, "poster", 1.0)
+    report_progress(progress, "poster", 1.0)
     return PreparedAvatar(
         kind="video",
         media_path=media_path,
@@ -226,7 +196,7 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
         )
         builder.join()
         cancel(force=True)
-        media.report_progress(progress, "tracking", 0.0)
+        report_progress(progress, "tracking", 0.0)
         with media.VideoReader(media_path, cache_bytes=0, threads=False) as reader:
             fps = reader.fps
         trajectory = own_speech.result(fps, cancel)
@@ -263,25 +233,25 @@ def _prepare_photo(source, workdir, background, progress, cancel, on_preview, ou
     poster = workdir / "poster.jpg"
     outputs.extend([preview, media_path, poster])
 
-    media.report_progress(progress, "preview", 0.0)
+    report_progress(progress, "preview", 0.0)
     rgb = _fit_photo(media.load_image_rgb(source), MAX_PREPARED_LONG_SIDE)
     if background is not None:
         rgb = BackgroundCompositor(background, (rgb.shape[1], rgb.shape[0])).apply(rgb)
     media.write_still_video(_fit_photo(rgb, PREVIEW_LONG_SIDE), preview, seconds=PREVIEW_SECONDS, fps=PHOTO_FPS)
-    media.report_progress(progress, "preview", 1.0)
+    report_progress(progress, "preview", 1.0)
     if on_preview is not None:
         on_preview(preview)
     cancel(force=True)
 
-    media.report_progress(progress, "normalising", 0.0)
+    report_progress(progress, "normalising", 0.0)
     tmp = media_path.with_name(media_path.name + ".part")
     Image.fromarray(rgb).save(tmp, format="PNG", compress_level=3)
     os.replace(tmp, media_path)
-    media.report_progress(progress, "normalising", 1.0)
+    report_progress(progress, "normalising", 1.0)
 
-    media.report_progress(progress, "poster", 0.0)
+    report_progress(progress, "poster", 0.0)
     media.write_poster(rgb, poster)
-    media.report_progress(progress, "poster", 1.0)
+    report_progress(progress, "poster", 1.0)
     return PreparedAvatar(
         kind="photo",
         media_path=media_path,
@@ -311,7 +281,7 @@ class RenderRequest:
     speed: float = 1.0
     volume: int = 0
     audio: Path | None = None
-    loop_mode: str = "reverse"  # "reverse" | "forward" | "circle" | "custom"
+    loop_mode: str = "reverse"  # one of timeline.LOOP_MODES
     background: Background = None
     fps: float | None = None  # video: the avatar's own rate; photo: 25
     library: Path | None = None  # PreparedAvatar.library_path: lip sync; None: the footage as it is
@@ -332,58 +302,11 @@ class RenderResult:
     frame_count: int
 
 
-def loop_index(position: int, n_source: int, loop_mode: str) -> int:
-    """Source frame shown at timeline ``position`` once the footage runs out.
-
-    reverse: 0,1,…,N-1,N-2,…,1,0,1,… (a ping-pong with no repeated frame at the turns, so
-    there is no jump); forward: 0,…,N-1,0,…,N-1 (a cut at each seam).
-    """
-    if n_source <= 1:
-        return 0
-    if loop_mode == "forward":
-        return position % n_source
-    period = 2 * n_source - 2
-    phase = position % period
-    return phase if phase < n_source else period - phase
-
-
-def frame_index_sequence(
-    n_source: int, n_out: int, loop_mode: str, *, fps: float = 25.0, start: float | None = None,
-    end: float | None = None,
-) -> Iterator[int]:
-    """The source frame index for each of ``n_out`` output frames (same frame rate); see
-    ``video_avatar.background_indices`` for the four loop modes and the segment."""
-    from .video_avatar import background_indices
-
-    if loop_mode not in LOOP_MODES:
-        raise InputRejected(
-            f"Unknown loop mode {loop_mode!r}; choose reverse, forward, circle or custom.",
-            field="loop_mode", code="loop_mode",
-        )
-    yield from background_indices(n_source, n_out, loop_mode=loop_mode, fps=fps, start=start, end=end)
-
-
-def _resampled_sequence(
-    n_source: int, n_out: int, loop_mode: str, src_fps: float, out_fps: float, *, start: float | None = None,
-    end: float | None = None,
-) -> Iterator[int]:
-    """Like ``frame_index_sequence`` but at another output rate (the nearest earlier source frame)."""
-    if abs(src_fps - out_fps) < 1e-6:
-        yield from frame_index_sequence(n_source, n_out, loop_mode, fps=src_fps, start=start, end=end)
-        return
-    if n_out <= 0:
-        return
-    positions = int(math.floor((n_out - 1) * src_fps / out_fps + 1e-9)) + 1
-    sequence = list(frame_index_sequence(n_source, positions, loop_mode, fps=src_fps, start=start, end=end))
-    for k in range(n_out):
-        yield sequence[min(len(sequence) - 1, int(math.floor(k * src_fps / out_fps + 1e-9)))]
-
-
 def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None):
     """(samples, rate, trajectory): the trajectory (at ``trajectory_fps``) only when asked for."""
     from . import speech, visemes
 
-    media.report_progress(progress, "speech", 0.0)
+    report_progress(progress, "speech", 0.0)
     spoken = None
     if req.audio is not None:
         speech.check_audio_driver(req.audio)
@@ -400,19 +323,17 @@ def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fp
                             code="empty_speech")
     trajectory = None
     if trajectory_fps:
-        media.report_progress(progress, "speech", 0.5)
+        report_progress(progress, "speech", 0.5)
         if spoken is not None:
             trajectory = visemes.trajectory_from_speech(spoken, fps=trajectory_fps)
         else:
             trajectory = visemes.trajectory_from_audio(samples, int(rate), fps=trajectory_fps)
-    media.report_progress(progress, "speech", 1.0)
+    report_progress(progress, "speech", 1.0)
     return samples, int(rate), trajectory
 
 
 def _check_request(req: RenderRequest) -> tuple[float | None, list[tuple[float, float]]]:
     """Refuse bad loop/segment/interval options before any work; (footage fps, intervals)."""
-    from .video_avatar import check_render_options
-
     footage_seconds = fps = None
     if req.avatar_kind == "video":
         with media.VideoReader(req.avatar_media, cache_bytes=0, threads=False) as reader:
@@ -425,7 +346,7 @@ def _check_request(req: RenderRequest) -> tuple[float | None, list[tuple[float, 
 
 
 def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
-    """Render the avatar speaking ``req.text`` (TTS) or ``req.audio``; v0: no mouth motion.
+    """Render the avatar speaking ``req.text`` (TTS) or ``req.audio``.
 
     Stages: ``speech``, ``frames`` (decode + compose + encode, streamed), ``finalize``.
     The output lasts as long as the speech (within one frame). On cancel (checked between
@@ -435,7 +356,7 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         raise EngineError(f"Unknown avatar kind {req.avatar_kind!r}.")
     footage_fps, intervals = _check_request(req)
     lip_sync = req.avatar_kind == "video" and req.library is not None
-    cancel = _CancelCheck(should_cancel, "The render was cancelled.")
+    cancel = CancelCheck(should_cancel, "The render was cancelled.")
     output, poster = Path(req.output), Path(req.poster)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.stem + ".part.mp4")
@@ -452,12 +373,12 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         else:
             width, height, fps, first = _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel)
         cancel(force=True)
-        media.report_progress(progress, "finalize", 0.0)
+        report_progress(progress, "finalize", 0.0)
         os.replace(partial, output)
         moved = True
         media.write_poster(first, poster)
         info = media.probe_in_process(output)
-        media.report_progress(progress, "finalize", 1.0)
+        report_progress(progress, "finalize", 1.0)
     except BaseException:
         partial.unlink(missing_ok=True)
         if moved:  # only a file this call put in place; never a caller's earlier output
@@ -477,12 +398,12 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
 def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, trajectory=None, intervals=()):
     if trajectory is not None:
         return _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals)
-    ticker = media.ProgressThrottle(progress, "frames")
+    ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     with media.VideoReader(req.avatar_media) as reader:
         out_rate = media.rational_fps(req.fps) if req.fps else reader.rate
         n_out = max(1, int(round(seconds * float(out_rate))))
-        indices = _resampled_sequence(reader.frame_count, n_out, req.loop_mode, float(reader.rate), float(out_rate),
+        indices = resampled_sequence(reader.frame_count, n_out, req.loop_mode, float(reader.rate), float(out_rate),
                                       start=req.segment_start, end=req.segment_end)
         compositor = BackgroundCompositor(req.background, (reader.width, reader.height))
         needs_rgb = compositor.active or reader.rotation != 0
@@ -522,7 +443,6 @@ def _prefetched(make_iterator: Callable[[], Iterator], depth: int = PREFETCH_FRA
     consumer; when the consumer stops early the worker stops too.
     """
     import queue
-    import threading
 
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -573,24 +493,24 @@ def _prefetched(make_iterator: Callable[[], Iterator], depth: int = PREFETCH_FRA
 
 
 def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals):
-    """Decode → lip sync (video_avatar.synthesize_frames) → encode, streamed. Frames stay
+    """Decode → lip sync (``lipsync.synthesize_frames``) → encode, streamed. Frames stay
     YUV: only the mouth's region of interest is touched, unless a background forces RGB."""
-    from . import video_avatar
+    from . import lipsync
 
-    ticker = media.ProgressThrottle(progress, "frames")
+    ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     with media.VideoReader(req.avatar_media, cache_bytes=0, threads=False) as probe:
         width, height, src_rate, n_source = probe.width, probe.height, probe.rate, probe.frame_count
     out_rate = media.rational_fps(req.fps) if req.fps else src_rate
     n_out = max(1, int(round(seconds * float(out_rate))))
-    indices = list(_resampled_sequence(n_source, n_out, req.loop_mode, float(src_rate), float(out_rate),
+    indices = list(resampled_sequence(n_source, n_out, req.loop_mode, float(src_rate), float(out_rate),
                                        start=req.segment_start, end=req.segment_end))
     compositor = BackgroundCompositor(req.background, (width, height))
     first: np.ndarray | None = None
     try:
         with media.VideoWriter(partial, width=width, height=height, fps=out_rate, audio=samples,
                                sample_rate=rate) as writer:
-            frames = _prefetched(lambda: video_avatar.synthesize_frames(
+            frames = _prefetched(lambda: lipsync.synthesize_frames(
                 media=req.avatar_media, library=req.library, trajectory=trajectory, background_indices=indices,
                 disable_intervals=intervals,
             ))
@@ -619,7 +539,7 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
 
 
 def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel):
-    ticker = media.ProgressThrottle(progress, "frames")
+    ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     rgb = _fit_photo(media.load_image_rgb(req.avatar_media), MAX_PREPARED_LONG_SIDE)
     compositor = BackgroundCompositor(req.background, (rgb.shape[1], rgb.shape[0]))
@@ -640,14 +560,9 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel):
 
 
 __all__ = [
-    "CancelFn",
-    "LOOP_MODES",
     "PreparedAvatar",
-    "ProgressFn",
     "RenderRequest",
     "RenderResult",
-    "frame_index_sequence",
-    "loop_index",
     "prepare_avatar",
     "render",
 ]

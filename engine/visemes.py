@@ -713,7 +713,7 @@ def trajectory_from_speech(speech: Speech, fps: float = 25.0) -> Trajectory:
 def trajectory_from_audio(samples: np.ndarray, sample_rate: int, fps: float = 25.0, **recognition) -> Trajectory:
     """Trajectory for a recorded voice track: VAD + PocketSphinx phones + loudness.
     ``recognition``: ``local_share`` and ``stop`` for ``phonemes.recognize``."""
-    from .phonemes import SAMPLE_RATE, recognize
+    from .speech.recognition import SAMPLE_RATE, recognize
     from .speech import resample
 
     samples16k = resample(samples, sample_rate, SAMPLE_RATE)

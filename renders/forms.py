@@ -3,7 +3,7 @@ import re
 from django import forms
 
 from avatars.models import Avatar
-from engine import speech, video_avatar
+from engine import speech, timeline
 from engine.errors import InputRejected
 from renders.models import Render
 from studio.uploads import local_path
@@ -116,7 +116,7 @@ class RenderForm(forms.Form):
         avatar = cleaned.get("avatar")
         footage = avatar.duration if avatar is not None and avatar.kind == Avatar.Kind.VIDEO else None
         try:
-            video_avatar.check_render_options(
+            timeline.check_render_options(
                 loop_mode=cleaned.get("loop_mode") or Render.LoopMode.REVERSE,
                 footage_seconds=footage,
                 segment_start=cleaned.get("segment_start"),

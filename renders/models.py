@@ -1,22 +1,39 @@
-from django.conf import settings
+import re
+
 from django.db import models
 from django.utils import timezone
 
 from avatars.models import Avatar
-from studio.jobs import JobFields
-from studio.models import Team
+from engine.timeline import LOOP_MODES
+from studio.jobs import TeamOwnedJob
+from studio.storage import download_url
 
 
-class Render(JobFields):
+UNSAFE_IN_FILENAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+class Render(TeamOwnedJob):
     class Driver(models.TextChoices):
         TEXT = "text", "Script (text to speech)"
         AUDIO = "audio", "Voice track"
 
-    class LoopMode(models.TextChoices):
-        REVERSE = "reverse", "Reverse splice (forward, then backward)"
-        FORWARD = "forward", "Forward splice (start over)"
-        CIRCLE = "circle", "Circle (the last frame joins the first)"
-        CUSTOM = "custom", "Custom segment (loop a part of the footage)"
+    # The engine defines the loop modes; the studio only words them for creators.
+    LoopMode = models.TextChoices(
+        "LoopMode",
+        [
+            (mode.upper(), (mode, label))
+            for mode, label in zip(
+                LOOP_MODES,
+                (
+                    "Reverse splice (forward, then backward)",
+                    "Forward splice (start over)",
+                    "Circle (the last frame joins the first)",
+                    "Custom segment (loop a part of the footage)",
+                ),
+                strict=True,
+            )
+        ],
+    )
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -27,11 +44,7 @@ class Render(JobFields):
 
     TERMINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
 
-    team = models.ForeignKey(Team, models.CASCADE, related_name="renders")
     avatar = models.ForeignKey(Avatar, models.CASCADE, related_name="renders")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
-    )
     title = models.CharField(max_length=120)
     driver = models.CharField(max_length=10, choices=Driver.choices, default=Driver.TEXT)
     script = models.TextField(blank=True)
@@ -44,7 +57,7 @@ class Render(JobFields):
     segment_start = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
     segment_end = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
     disable_intervals = models.JSONField(
-        default=list, blank=True, help_text="[[start, end], …] seconds of output left untouched."
+        default=list, blank=True, help_text="[[start, end], …] seconds of the avatar's footage whose original mouth is kept."
     )
     status = models.CharField(
         max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -64,16 +77,17 @@ class Render(JobFields):
     def __str__(self) -> str:
         return self.title
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
-
-    @property
-    def key_prefix(self) -> str:
-        return f"teams/{self.team_id}/renders/{self.pk}/"
-
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [f for f in (self.audio, self.video, self.poster) if f]
+
+    def download_filename(self, key: str) -> str:
+        """What a downloaded file is saved as: the render's title, not the storage key."""
+        title = " ".join(UNSAFE_IN_FILENAMES.sub(" ", self.title).split()).strip(". ")[:100] or "video"
+        return f"{title}{key[key.rfind('.'):]}"
+
+    @property
+    def download_url(self) -> str:
+        return download_url(self.video, self.download_filename(self.video.name))
 
 
 class RenderEvent(models.Model):

@@ -56,14 +56,14 @@ def render_create(
         with transaction.atomic():
             render.save(force_insert=True)
             RenderEvent.objects.create(render=render, kind="queued")
-            transaction.on_commit(lambda: _enqueue_render(render.pk))
+            transaction.on_commit(lambda: render_run_enqueue(render.pk))
     except BaseException:
         delete_quietly(written)
         raise
     return render
 
 
-def _enqueue_render(render_id) -> None:
+def render_run_enqueue(render_id) -> None:
     from renders.tasks import render_run
 
     render_run.delay(str(render_id))
@@ -95,7 +95,7 @@ def render_retry(*, render: Render) -> bool:
     )
     if moved:
         RenderEvent.objects.create(render=render, kind="retried")
-        transaction.on_commit(lambda: _enqueue_render(render.pk))
+        transaction.on_commit(lambda: render_run_enqueue(render.pk))
     return bool(moved)
 
 

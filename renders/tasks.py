@@ -1,99 +1,23 @@
-import logging
-import tempfile
-from pathlib import Path
-
 from celery import shared_task
-from django.utils import timezone
 
-from engine import pipeline
-from engine.errors import Cancelled, EngineError
+from renders import rendering
 from renders.models import Render, RenderEvent
-from studio.jobs import ProgressReporter, job_claim
-from studio.storage import delete_quietly, download, upload
-
-log = logging.getLogger(__name__)
-
-GENERIC_FAILURE = "Something went wrong while rendering; retry, and if it fails again contact your admin."
+from renders.services import render_run_enqueue
+from studio.jobs import TRANSIENT_RETRY, job_sweep
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **TRANSIENT_RETRY)
 def render_run(render_id: str) -> None:
-    if not job_claim(
-        Render, pk=render_id, from_statuses=[Render.Status.QUEUED], to_status=Render.Status.RUNNING
-    ):
-        return  # deleted, cancelled before it started, or claimed elsewhere
-    render = Render.objects.select_related("avatar").get(pk=render_id)
-    RenderEvent.objects.create(render=render, kind="started", message=f"attempt {render.attempts}")
-    try:
-        with tempfile.TemporaryDirectory(prefix="render-") as scratch:
-            _render(render, Path(scratch))
-    except Cancelled:
-        return  # the row already says cancelled; the engine removed its partial output
-    except EngineError as error:
-        _fail(render, str(error))
-    except Exception as error:
-        log.exception("render %s failed", render_id)
-        _fail(render, GENERIC_FAILURE, detail=repr(error))
-        raise
+    rendering.render_run(render_id)
 
 
-def _render(render: Render, scratch: Path) -> None:
-    reporter = ProgressReporter(
+@shared_task
+def render_sweep() -> dict[str, int]:
+    """Re-queue renders whose worker died; fail those out of attempts."""
+    return job_sweep(
         Render,
-        render.pk,
-        running_status=Render.Status.RUNNING,
-        weights={"speech": 0.1, "frames": 0.85, "finalize": 0.05},
+        running_statuses=[Render.Status.RUNNING],
+        entry_status=Render.Status.QUEUED,
+        enqueue=render_run_enqueue,
+        on_swept=lambda pk, message: RenderEvent.objects.create(render_id=pk, kind="swept", message=message),
     )
-    reporter("preparing", 0.0)
-    avatar = render.avatar
-    request = pipeline.RenderRequest(
-        avatar_kind=avatar.kind,
-        avatar_media=download(avatar.media, scratch),
-        output=scratch / "render.mp4",
-        poster=scratch / "poster.jpg",
-        loop_mode=render.loop_mode,
-        library=download(avatar.library, scratch) if avatar.library else None,
-        segment_start=render.segment_start,
-        segment_end=render.segment_end,
-        disable_intervals=[tuple(pair) for pair in render.disable_intervals],
-    )
-    if render.driver == Render.Driver.TEXT:
-        request.text = render.script
-        request.voice = render.voice
-        request.speed = render.speed
-        request.volume = render.volume
-    else:
-        request.audio = download(render.audio, scratch)
-    result = pipeline.render(request, progress=reporter, should_cancel=reporter.should_cancel)
-
-    stored = [
-        upload(result.video_path, f"{render.key_prefix}video.mp4"),
-        upload(result.poster_path, f"{render.key_prefix}poster.jpg"),
-    ]
-    old = [f.name for f in (render.video, render.poster) if f]
-    finished = Render.objects.filter(pk=render.pk, status=Render.Status.RUNNING).update(
-        status=Render.Status.SUCCEEDED,
-        stage="",
-        progress=100,
-        eta_seconds=None,
-        video=stored[0],
-        poster=stored[1],
-        duration=result.duration,
-        width=result.width,
-        height=result.height,
-        size_bytes=result.video_path.stat().st_size,
-        finished_at=timezone.now(),
-    )
-    if finished:
-        delete_quietly(old)
-        RenderEvent.objects.create(render=render, kind="succeeded", message=f"{result.duration:.2f} s")
-    else:  # cancelled while uploading
-        delete_quietly(stored)
-
-
-def _fail(render: Render, message: str, *, detail: str = "") -> None:
-    moved = Render.objects.filter(pk=render.pk, status=Render.Status.RUNNING).update(
-        status=Render.Status.FAILED, error=message, eta_seconds=None, finished_at=timezone.now()
-    )
-    if moved:
-        RenderEvent.objects.create(render=render, kind="failed", message=detail or message)

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from avatars.models import Avatar
 from engine import speech
@@ -16,7 +17,6 @@ from renders import services
 from renders.forms import RenderForm
 from renders.models import Render
 from studio.access import require_editor, team_object_or_404
-from studio.htmx import STOP_POLLING
 
 STATUS_PARTIAL = "renders/render_detail.html#status"
 DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
@@ -78,7 +78,7 @@ def render_detail(request: HttpRequest, render_id) -> HttpResponse:
     if request.htmx:
         response = render(request, STATUS_PARTIAL, context)
         if job.is_terminal:
-            response.status_code = STOP_POLLING
+            response.status_code = HTMX_STOP_POLLING
         return response
     context["events"] = job.events.all()
     return render(request, "renders/render_detail.html", context)

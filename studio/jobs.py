@@ -1,24 +1,49 @@
 """The job model shared by avatars and renders: the database row is the truth.
 
 A task claims its row with a conditional UPDATE (so two workers never run the same job),
-heartbeats while it works, and writes progress at most every `PROGRESS_EVERY` seconds.
+heartbeats while it works, and writes progress at most every `PROGRESS_EVERY` seconds. Every
+later state change is guarded by the status the caller expects, so a job that was cancelled
+or swept meanwhile is never overwritten. Each app schedules its own sweep with `job_sweep`.
 """
 
+import logging
 import time
 import uuid
 from datetime import timedelta
+from typing import Callable
 
+from botocore.exceptions import BotoCoreError
 from django.conf import settings
-from django.db import models
+from django.db import OperationalError, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from studio.models import Team
+
+log = logging.getLogger(__name__)
+
 PROGRESS_EVERY = 0.5
+STOPPED_RESPONDING = "The worker stopped responding {n} times; retry, or contact your admin if it keeps happening."
+# Infrastructure hiccups (a locked SQLite file, a storage endpoint that dropped a connection)
+# that say nothing about the job itself: the task is retried with backoff instead of failing.
+TRANSIENT_ERRORS = (OperationalError, BotoCoreError, ConnectionError, TimeoutError)
+TRANSIENT_RETRY = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 120,
+    "max_retries": 5,
+}
 
 
-class JobFields(models.Model):
+class TeamOwnedJob(models.Model):
+    """A team's object that a worker builds: its owner, its files' key prefix, its job state."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="%(class)ss")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
     stage = models.CharField(max_length=40, blank=True)
     progress = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -29,8 +54,19 @@ class JobFields(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    TERMINAL: list[str] = []
+
     class Meta:
         abstract = True
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def key_prefix(self) -> str:
+        """Where this object's files live in storage; the media view authorises by it."""
+        return f"teams/{self.team_id}/{self._meta.app_label}/{self.pk}/"
 
 
 def job_claim(model, *, pk, from_statuses: list[str], to_status: str) -> bool:
@@ -108,3 +144,71 @@ def stale_rows(model, *, running_statuses: list[str]):
     return model.objects.filter(status__in=running_statuses).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
     )
+
+
+def job_update(model, *, pk, from_statuses: list[str], **fields) -> bool:
+    """Change a job row only if it is still in one of `from_statuses`; False if it moved on."""
+    return bool(model.objects.filter(pk=pk, status__in=from_statuses).update(**fields))
+
+
+def job_fail(model, *, pk, from_statuses: list[str], message: str, **fields) -> bool:
+    return job_update(
+        model, pk=pk, from_statuses=from_statuses, status="failed", error=message,
+        finished_at=timezone.now(), **fields,
+    )
+
+
+def job_release(model, *, pk, running_status: str, entry_status: str) -> bool:
+    """Hand a claimed job back to the queue (its task will be retried), keeping its attempt count."""
+    return job_update(
+        model, pk=pk, from_statuses=[running_status], status=entry_status, attempts=F("attempts") - 1
+    )
+
+
+def job_sweep(
+    model,
+    *,
+    running_statuses: list[str],
+    entry_status: str,
+    enqueue: Callable[[object], None],
+    on_swept: Callable[[object, str], None] | None = None,
+) -> dict[str, int]:
+    """Re-queue jobs whose worker went silent, fail those out of attempts, resend lost ones.
+
+    `on_swept(pk, what)` lets an app record what happened (renders keep an event timeline).
+    """
+    counts = {"requeued": 0, "failed": 0}
+    for row in stale_rows(model, running_statuses=running_statuses):
+        with transaction.atomic():
+            if row.attempts >= settings.JOB_MAX_ATTEMPTS:
+                moved = job_fail(
+                    model, pk=row.pk, from_statuses=[row.status],
+                    message=STOPPED_RESPONDING.format(n=row.attempts),
+                )
+                counts["failed"] += moved
+            else:
+                moved = job_update(model, pk=row.pk, from_statuses=[row.status], status=entry_status)
+                if moved:
+                    transaction.on_commit(lambda pk=row.pk: enqueue(pk))
+                counts["requeued"] += moved
+            if moved and on_swept is not None:
+                on_swept(row.pk, f"attempt {row.attempts}")
+    counts["requeued"] += _requeue_forgotten(model, entry_status, enqueue)
+    return counts
+
+
+def _requeue_forgotten(model, entry_status: str, enqueue: Callable[[object], None]) -> int:
+    """Send again the jobs that have waited suspiciously long in their entry status.
+
+    A broker that lost its messages (say, a restarted embedded Redis) must not leave rows
+    queued forever. A duplicate message is harmless: the task's claim lets only one run.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_REQUEUE_WAITING_AFTER_SECONDS)
+    waiting = list(
+        model.objects.filter(status=entry_status, updated_at__lt=cutoff).values_list("pk", flat=True)[:500]
+    )
+    if waiting:
+        model.objects.filter(pk__in=waiting, status=entry_status).update(updated_at=timezone.now())
+        for pk in waiting:
+            enqueue(pk)
+    return len(waiting)

@@ -14,9 +14,10 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
+from engine.media import content_type_for_name
 from studio.models import Membership
-from studio.storage import content_type_for
 
 CANONICAL_KEY = re.compile(
     r"^teams/(?P<team>[1-9][0-9]*)/(?P<folder>[a-z]+)/"
@@ -30,7 +31,7 @@ RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
 
 
-def _authorised_key_or_404(request: HttpRequest, key: str) -> str:
+def _authorised_owner_or_404(request: HttpRequest, key: str):
     match = CANONICAL_KEY.match(key)
     if not match or match["folder"] not in OWNER_MODELS:
         raise Http404()
@@ -44,18 +45,26 @@ def _authorised_key_or_404(request: HttpRequest, key: str) -> str:
     )
     if not (is_member or staff_may_view):
         raise Http404()
-    return key
+    return owner
 
 
 @login_required
 def media_file(request: HttpRequest, path: str) -> HttpResponse:
     """Serve a local media file with Range support (browsers need ranges to seek a <video>)."""
-    key = _authorised_key_or_404(request, path)
-    full = os.path.join(os.path.realpath(settings.MEDIA_ROOT), key)
+    owner = _authorised_owner_or_404(request, path)
+    full = os.path.join(os.path.realpath(settings.MEDIA_ROOT), path)
     if not os.path.isfile(full):
         raise Http404()
+    response = _ranged_file_response(request, full)
+    if "download" in request.GET:
+        name = owner.download_filename(path) if hasattr(owner, "download_filename") else os.path.basename(path)
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
+    return response
+
+
+def _ranged_file_response(request: HttpRequest, full: str) -> HttpResponse:
     size = os.path.getsize(full)
-    content_type = content_type_for(full)
+    content_type = content_type_for_name(full)
     range_header = RANGE_PATTERN.match(request.headers.get("Range", "").strip())
     if not range_header or range_header.groups() == ("", ""):
         response = FileResponse(open(full, "rb"), content_type=content_type)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,11 +26,16 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "1")
-# Outside DEBUG a missing SECRET_KEY must fail loudly rather than fall back to a known value.
+# Outside DEBUG a missing SECRET_KEY must stop the start-up, not fall back to a known value
+# and not start a server that then fails every request.
 SECRET_KEY = os.getenv("SECRET_KEY") or ("dev-only-insecure-key" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. With DEBUG=0 the studio needs a long random SECRET_KEY in its "
+        "environment, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
-SITE_URL = os.getenv("SITE_URL", "http://localhost:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -119,6 +125,8 @@ AWS_S3_ENDPOINT_URL = os.getenv("AWS_S3_ENDPOINT_URL") or None
 AWS_S3_REGION_NAME = os.getenv("AWS_S3_REGION_NAME") or None
 AWS_S3_CUSTOM_DOMAIN = os.getenv("AWS_S3_CUSTOM_DOMAIN") or None
 AWS_QUERYSTRING_EXPIRE = envint("AWS_QUERYSTRING_EXPIRE", 3600)
+# SigV4: AWS refuses the older signatures on buckets created since mid-2020.
+AWS_S3_SIGNATURE_VERSION = "s3v4"
 AWS_DEFAULT_ACL = None
 AWS_S3_FILE_OVERWRITE = False
 STORAGES = {
@@ -154,15 +162,15 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 # A message unacknowledged for longer than this is redelivered; it must outlast the hard limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_TASK_ROUTES = {
-    "avatars.tasks.*": {"queue": "prepare"},
+    "avatars.tasks.avatar_prepare": {"queue": "prepare"},
     "renders.tasks.render_run": {"queue": "render"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "studio.tasks.sweep_stale_jobs", "schedule": 60.0},
+    "sweep-avatars": {"task": "avatars.tasks.avatar_sweep", "schedule": 60.0},
+    "sweep-renders": {"task": "renders.tasks.render_sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
-JOB_HEARTBEAT_SECONDS = envint("JOB_HEARTBEAT_SECONDS", 5)
 JOB_STALE_AFTER_SECONDS = envint("JOB_STALE_AFTER_SECONDS", 120)
 JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)
 JOB_REQUEUE_WAITING_AFTER_SECONDS = envint("JOB_REQUEUE_WAITING_AFTER_SECONDS", 15 * 60)

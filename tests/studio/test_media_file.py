@@ -132,3 +132,26 @@ class MediaFileTestCase(BaseTestCase):
         self.charlie.user_permissions.add(Permission.objects.get(codename="view_render"))
         self.login(self.charlie)
         self.assertEqual(self.client.get(f"/media/{self.key}").status_code, 404)
+
+
+class DownloadTestCase(BaseTestCase):
+    def test_it_saves_a_render_under_its_title(self):
+        from tests.factories import finished_render, ready_avatar
+
+        avatar = ready_avatar(team=self.team, user=self.alice)
+        for title, header in [
+            ("Spring launch", "attachment; filename=\"Spring launch.mp4\""),
+            ("Café / “Été” 2026", "attachment; filename*=utf-8''Caf%C3%A9%20%E2%80%9C%C3%89t%C3%A9%E2%80%9D%202026.mp4"),
+            ('..\\a:b*?"<>|', 'attachment; filename="a b.mp4"'),
+        ]:
+            with self.subTest(title=title):
+                job = finished_render(avatar=avatar, user=self.alice, title=title)
+                self.login(self.bob, self.team)
+                page = self.client.get(f"/renders/{job.pk}/")
+                self.assertContains(page, f'href="/media/{job.video.name}?download"')
+                response = self.client.get(f"/media/{job.video.name}?download")
+                self.assertEqual(response["Content-Disposition"], header)
+                ranged = self.client.get(f"/media/{job.video.name}?download", HTTP_RANGE="bytes=0-9")
+                self.assertEqual((ranged.status_code, ranged["Content-Disposition"]), (206, header))
+                # Played in the page, the same file stays inline.
+                self.assertNotIn("attachment", self.client.get(f"/media/{job.video.name}")["Content-Disposition"])

@@ -36,6 +36,21 @@ class TeamSwitchTestCase(BaseTestCase):
         response = self.client.post("/teams/switch/", {"team": self.charlies_team.pk})
         self.assertEqual(response.status_code, 404)
 
+    def test_it_follows_next_within_the_studio(self):
+        self.login(self.bob)
+        response = self.client.post("/teams/switch/", {"team": self.team.pk, "next": "/renders/?page=2"})
+        self.assertRedirects(response, "/renders/?page=2", fetch_redirect_response=False)
+
+    def test_it_never_follows_next_off_site(self):
+        self.login(self.bob)
+        for url in [
+            "https://evil.example/login", "//evil.example/x", "javascript:alert(1)", "/\\evil.example",
+            "http:///evil.example", "\x00", "JAVASCRIPT:alert(1)", " //evil.example",
+        ]:
+            with self.subTest(url=url):
+                response = self.client.post("/teams/switch/", {"team": self.team.pk, "next": url})
+                self.assertRedirects(response, "/", fetch_redirect_response=False)
+
     def test_it_creates_a_team_and_makes_its_creator_owner(self):
         self.login(self.bob)
         self.client.post("/teams/new/", {"name": "Launch videos"})

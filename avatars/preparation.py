@@ -1,0 +1,141 @@
+"""What a worker does with an uploaded avatar: pre-flight checks, then preparation.
+
+The task in `avatars.tasks` is a thin wrapper around `avatar_prepare`; everything here works
+from the avatar's id and re-reads its row, so a redelivered or re-queued job is harmless.
+"""
+
+import logging
+import tempfile
+from pathlib import Path
+
+from django.utils import timezone
+
+from avatars.models import Avatar
+from engine import pipeline, preflight
+from engine.errors import Cancelled, EngineError
+from studio.jobs import TRANSIENT_ERRORS, ProgressReporter, job_claim, job_release, job_update
+from studio.storage import delete_quietly, download, upload
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = (
+    "Something went wrong while preparing this avatar; try again, and if it keeps failing "
+    "re-export the file as an H.264 MP4 or a PNG."
+)
+STAGE_WEIGHTS = {"preview": 0.05, "normalising": 0.8, "tracking": 0.1, "poster": 0.05}
+
+
+def avatar_prepare(avatar_id: str) -> None:
+    """Pre-flight the source, then normalise it and make the poster, preview and mouth library."""
+    if not job_claim(
+        Avatar, pk=avatar_id, from_statuses=[Avatar.Status.UPLOADED], to_status=Avatar.Status.CHECKING
+    ):
+        return  # deleted, or already claimed by another worker
+    avatar = Avatar.objects.get(pk=avatar_id)
+    try:
+        with tempfile.TemporaryDirectory(prefix="prepare-") as scratch:
+            _check_and_prepare(avatar, Path(scratch))
+    except Cancelled:
+        return
+    except EngineError as error:
+        avatar.fail(str(error))
+    except TRANSIENT_ERRORS:
+        _release(avatar)
+        raise
+    except Exception:
+        log.exception("preparing avatar %s failed", avatar_id)
+        avatar.fail(GENERIC_FAILURE)
+        raise
+
+
+def _release(avatar: Avatar) -> None:
+    """Back in line for the task's retry; the pre-flight verdict, if any, is kept."""
+    for running in Avatar.RUNNING:
+        job_release(Avatar, pk=avatar.pk, running_status=running, entry_status=Avatar.Status.UPLOADED)
+
+
+def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
+    source = download(avatar.source, scratch)
+    # A re-queued avatar that already passed its checks skips straight to preparation.
+    if not avatar.preflight.get("ok"):
+        if not _passes_preflight(avatar, source):
+            return
+    moved = job_update(
+        Avatar,
+        pk=avatar.pk,
+        from_statuses=[Avatar.Status.CHECKING],
+        status=Avatar.Status.PREPARING,
+        stage="preview",
+        heartbeat_at=timezone.now(),
+    )
+    if not moved:
+        return
+    background = avatar.background_rgb
+    if avatar.background == Avatar.Background.IMAGE and avatar.background_image:
+        background = download(avatar.background_image, scratch)
+    reporter = ProgressReporter(
+        Avatar, avatar.pk, running_status=Avatar.Status.PREPARING, weights=STAGE_WEIGHTS
+    )
+    prepared = pipeline.prepare_avatar(
+        kind=avatar.kind,
+        source=source,
+        workdir=scratch / "out",
+        background=background,
+        progress=reporter,
+        should_cancel=reporter.should_cancel,
+    )
+    _store_prepared(avatar, prepared)
+
+
+def _passes_preflight(avatar: Avatar, source: Path) -> bool:
+    Avatar.objects.filter(pk=avatar.pk).update(stage="checking", heartbeat_at=timezone.now())
+    report = preflight.check_avatar_source(source)
+    avatar.preflight = {**report.to_dict(), "ok": report.ok}
+    if report.ok:
+        Avatar.objects.filter(pk=avatar.pk).update(preflight=avatar.preflight)
+        return True
+    job_update(
+        Avatar,
+        pk=avatar.pk,
+        from_statuses=[Avatar.Status.CHECKING],
+        status=Avatar.Status.REJECTED,
+        preflight=avatar.preflight,
+        error=report.problems[0].message,
+        finished_at=timezone.now(),
+    )
+    return False
+
+
+def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
+    """Upload the outputs and mark the avatar ready; nothing stored outlives a lost race."""
+    stored: dict[str, str] = {}
+    outputs = {
+        "media": (prepared.media_path, f"media{prepared.media_path.suffix}"),
+        "poster": (prepared.poster_path, f"poster{prepared.poster_path.suffix}"),
+        "preview": (prepared.preview_path, "preview.mp4"),
+        "library": (prepared.library_path, "library.npz"),
+    }
+    try:
+        for field, (path, name) in outputs.items():
+            if path:
+                stored[field] = upload(path, f"{avatar.key_prefix}{name}")
+        old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library) if f]
+        finished = job_update(
+            Avatar,
+            pk=avatar.pk,
+            from_statuses=[Avatar.Status.PREPARING],
+            status=Avatar.Status.READY,
+            stage="",
+            progress=100,
+            **{"library": "", **stored},
+            report=prepared.report or {},
+            width=prepared.width,
+            height=prepared.height,
+            fps=prepared.fps,
+            duration=prepared.duration,
+            finished_at=timezone.now(),
+        )
+    except BaseException:
+        delete_quietly(list(stored.values()))
+        raise
+    delete_quietly(old if finished else list(stored.values()))

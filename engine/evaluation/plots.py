@@ -1,0 +1,93 @@
+"""The evaluation's pictures: the contact sheet of mouth crops and the aperture plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import lip_indices
+
+CROP_PX = 128
+
+
+def mouth_crops(real: np.ndarray, rendered: np.ndarray, landmarks: np.ndarray | None, t: float,
+                 viseme: str) -> dict:
+    import cv2
+
+    h, w = real.shape[:2]
+    if landmarks is not None:
+        lips = np.asarray(landmarks)[lip_indices()]
+        cx, cy = lips.mean(0)
+        side = max(24.0, 1.9 * float(np.ptp(lips[:, 0])))
+    else:
+        cx, cy, side = w / 2, h * 0.7, min(w, h) / 3
+    half = side / 2
+    x0 = int(round(min(max(cx - half, 0), max(0, w - side))))
+    y0 = int(round(min(max(cy - half, 0), max(0, h - side))))
+    x1, y1 = min(w, int(round(x0 + side))), min(h, int(round(y0 + side)))
+
+    def crop(rgb):
+        region = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        return cv2.resize(region, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA)
+
+    return {"real": crop(real), "rendered": crop(rendered), "label": f"{t:6.2f}s {viseme}"}
+
+
+def contact_sheet(cells: list[dict], path: Path, columns: int = 8) -> None:
+    """Real (top) over rendered (bottom) mouth crops with time and viseme, in a grid."""
+    from PIL import Image, ImageDraw
+
+    if not cells:
+        Image.new("RGB", (CROP_PX, CROP_PX), (40, 40, 40)).save(path)
+        return
+    label_h, gap = 16, 6
+    cell_w, cell_h = CROP_PX, label_h + 2 * CROP_PX
+    rows = math.ceil(len(cells) / columns)
+    cols = min(columns, len(cells))
+    header = 18
+    size = (cols * (cell_w + gap) + gap, header + rows * (cell_h + gap) + gap)
+    sheet = Image.new("RGB", size, (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((gap, 3), "each cell: time, viseme / real (top) / rendered (bottom)", fill=(220, 220, 220))
+    for i, cell in enumerate(cells):
+        x = gap + (i % columns) * (cell_w + gap)
+        y = header + gap + (i // columns) * (cell_h + gap)
+        draw.text((x + 2, y + 2), cell["label"], fill=(255, 230, 120))
+        sheet.paste(Image.fromarray(cell["real"]), (x, y + label_h))
+        sheet.paste(Image.fromarray(cell["rendered"]), (x, y + label_h + CROP_PX))
+    sheet.save(path)
+
+
+def aperture_plot(path, *, fps, start, real, rendered, loudness_baseline, static_value, envelope, threshold,
+                  checks):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    t = start + np.arange(len(real)) / fps
+    fig, ax = plt.subplots(figsize=(14, 4.2), dpi=100)
+    env = np.asarray(envelope[: len(t)], np.float64)
+    if env.size and np.nanmax(env) > 0:
+        scale = np.nanpercentile(real, 98) if np.isfinite(real).any() else 1.0
+        ax.fill_between(t[: len(env)], 0, env / np.nanmax(env) * scale, color="#cccccc",
+                        label="speech envelope (scaled)")
+    for check in checks:
+        colour = "#98df8a" if check.closed else "#ff9896"
+        ax.axvspan(start + check.start, start + check.end, color=colour, alpha=0.5, lw=0)
+    ax.plot(t, real, color="black", lw=1.4, label="real")
+    ax.plot(t, rendered, color="#d62728", lw=1.2, label="rendered")
+    ax.plot(t, loudness_baseline, color="#1f77b4", lw=0.8, alpha=0.7, label="loudness-only baseline")
+    if math.isfinite(static_value):
+        ax.axhline(static_value, color="#2ca02c", lw=0.8, ls="--", label="static baseline")
+    if math.isfinite(threshold):
+        ax.axhline(threshold, color="#9467bd", lw=0.8, ls=":", label="closed threshold")
+    ax.set_xlabel("time in the video (s); P/B/M phones shaded (green: rendered closed, red: not)")
+    ax.set_ylabel("inner-lip gap / inter-ocular")
+    ax.set_xlim(t[0], t[-1] if len(t) > 1 else t[0] + 1)
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

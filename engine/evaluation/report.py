@@ -1,0 +1,81 @@
+"""The figures against their targets: pass/fail, the JSON numbers and the printed table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TARGETS = {
+    "aperture_r": (">=", 0.6),
+    "lip_distance_ratio": ("<=", 0.6),
+    "pbm_closed_share": (">=", 0.9),
+    "av_offset_difference": ("abs<=", 1),
+    "psnr_outside_mouth_db": (">=", 40.0),
+}
+
+
+def json_number(value, digits: int = 4):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def judge(name: str, value) -> bool | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    op, target = TARGETS[name]
+    if op == ">=":
+        return bool(value >= target)
+    if op == "<=":
+        return bool(value <= target)
+    return bool(abs(value) <= target)
+
+
+def target_text(name: str) -> str:
+    op, target = TARGETS[name]
+    return f"|x| <= {target}" if op == "abs<=" else f"{op} {target}"
+
+
+def summary_lines(result: dict) -> list[str]:
+    f = result["figures"]
+
+    def show(value, fmt="{:.3f}"):
+        return "n/a" if value is None else fmt.format(value)
+
+    def verdict(entry):
+        return {True: "pass", False: "MISS", None: "-"}[entry["pass"]]
+
+    ld = f["lip_distance_ratio"]
+    pbm = f["pbm_closed_share"]
+    av = f["av_offset_difference"]
+    ps = f["psnr_outside_mouth_db"]
+    ap = f["aperture_r"]
+    ji = f["jitter_ratio"]
+    rows = [
+        ("aperture r vs real", show(ap["value"]), ap["target"], verdict(ap),
+         f"loudness-only baseline r = {show(ap['loudness_baseline'])}"),
+        ("lip distance ÷ static", show(ld["value"]), ld["target"], verdict(ld),
+         f"rendered {show(ld['rendered'])}, static median {show(ld['static_baseline'])}, "
+         f"static closed {show(ld['closed_mouth_baseline'])}, loudness {show(ld['loudness_baseline'])} (io); "
+         f"library frames chosen knowing the real mouth and pose: "
+         f"{show(ld.get('selection_oracles', {}).get('state_and_pose', {}).get('lip_distance_ratio'))}"),
+        ("P/B/M closed ±40 ms", show(pbm["value"], "{:.0%}"), pbm["target"], verdict(pbm),
+         f"{pbm['closed']}/{pbm['events']} events; real footage {show(pbm['real_footage'], '{:.0%}')}; "
+         f"where the real lips closed {show(pbm['on_real_closures'], '{:.0%}')}"),
+        ("A/V offset difference", show(av["value"], "{:+d}"), av["target"], verdict(av),
+         f"rendered lag {av['rendered_lag']}, real lag {av['real_lag']} frames"),
+        ("PSNR outside mouth", show(ps["value"], "{:.1f} dB"), ps["target"], verdict(ps),
+         f"worst frame {show(ps['worst_frame_db'], '{:.1f}')} dB"
+         + (" (capped: identical)" if ps["capped"] else "")),
+        ("lip jitter ÷ real", show(ji["value"], "{:.2f}"), "report", "-",
+         f"rendered {show(ji['rendered'], '{:.4f}')}, real {show(ji['real'], '{:.4f}')}"),
+    ]
+    lines = [f"{'figure':24} {'value':>9}  {'target':>10}  {'':4}  notes"]
+    lines += [f"{a:24} {b:>9}  {c:>10}  {d:4}  {e}" for a, b, c, d, e in rows]
+    return lines

@@ -1,0 +1,379 @@
+"""Compositing: a chosen mouth crop onto a background frame, in place of its lower face.
+
+The chosen lower face is warped onto the background frame with the frames' transforms plus
+a small displacement toward the target lip shape (``lip_correction_field``: lips pressed
+together for every p/b/m), blended with a feathered mask that covers both chins,
+colour-matched in Lab on a ring around the mask (smoothed over time), and cross-faded at
+non-consecutive joins. All pixel work happens on the region of interest of the decoded YUV
+planes: untouched pixels are copied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..face import apply_transform, invert_transform, yuv_planes
+from .library import K_CHIN, K_INNER, K_JAW, K_OUTER, K_SUBNASALE, K_UNDER_NOSE, KEPT_POSITION, Library
+from .yuv import affine3, chroma_matrix
+
+if TYPE_CHECKING:
+    from .planner import Choice
+
+
+_RGB_TO_YUV = {
+    601: np.array([[0.257, 0.504, 0.098], [-0.148, -0.291, 0.439], [0.439, -0.368, -0.071]], np.float32),
+    709: np.array([[0.183, 0.614, 0.062], [-0.101, -0.339, 0.439], [0.439, -0.399, -0.040]], np.float32),
+}
+_YUV_TO_RGB_M = {matrix: np.linalg.inv(m).astype(np.float32) for matrix, m in _RGB_TO_YUV.items()}
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0], np.float32)
+
+
+def _yuv_to_lab(yuv: np.ndarray, matrix: int) -> np.ndarray:
+    import cv2
+
+    rgb = (yuv.astype(np.float32) - _YUV_OFFSET) @ _YUV_TO_RGB_M[matrix].T
+    rgb = np.clip(rgb / 255.0, 0.0, 1.0).astype(np.float32)
+    return cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+
+
+def _lab_to_yuv(lab: np.ndarray, matrix: int) -> np.ndarray:
+    import cv2
+
+    rgb = cv2.cvtColor(np.asarray(lab, np.float32).reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(-1, 3) * 255.0
+    return rgb @ _RGB_TO_YUV[matrix].T + _YUV_OFFSET
+
+
+def _odd(value: float) -> int:
+    return max(3, int(round(value)) // 2 * 2 + 1)
+
+
+def _copy_frame(frame):
+    """A new yuv420p frame with the same pixels and colour tags (the decoded one may be cached)."""
+    import av
+
+    out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for src, dst in zip(yuv_planes(frame), yuv_planes(out)):
+        np.copyto(dst, src)
+    out.colorspace = frame.colorspace
+    out.color_range = frame.color_range
+    # The decoded picture type travels to x264 (as it does when a frame is re-encoded as
+    # it was decoded): it skips its own frame-type analysis, which costs ~2 ms a frame.
+    out.pict_type = frame.pict_type
+    return out
+
+
+def _polygon_lower_face(points: np.ndarray) -> np.ndarray:
+    """The lower face (canonical coords): jaw line from cheek to cheek, closed under the nose."""
+    jaw = points[K_JAW]
+    under = points[K_UNDER_NOSE]
+    return np.concatenate([jaw, under[1:-1]])
+
+
+class MouthCompositor:
+    """Puts a canonical mouth crop onto a background frame, in place of its lower face.
+
+    Masks are drawn at half the crop's resolution (they are smooth; the warp into the frame
+    upsamples them for free). Colour statistics are taken from a few hundred points of the
+    ring just outside the mask, in crop space, where the background frame is sampled at the
+    same places. Only the mask's bounding box of the frame is read or written.
+    """
+
+    EMA = 0.5  # weight of a new colour measurement (the rest: the running value)
+    COLOUR_EVERY = 3  # frames between colour measurements
+    RING_POINTS = 250
+
+    def __init__(self, library: Library, matrix: int):
+        import cv2
+
+        self.cv2 = cv2
+        self.lib = library
+        self.iod = library.iod
+        self.cw, self.ch = library.crop_size
+        self.hw, self.hh = self.cw // 2, self.ch // 2
+        self.origin = np.array(library.crop_origin, np.float32)
+        self.matrix = matrix
+        h = 0.5 * self.iod  # half-resolution units
+        self.dilate = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.08 * h),) * 2)
+        self.ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.14 * h),) * 2)
+        self.sigma = 0.045 * h
+        self.margin = int(math.ceil(0.1 * h)) + 1
+        self.colour: np.ndarray | None = None  # running (dY, dU, dV, gain)
+        self.centre = 0.0
+        self._frames_since_colour = 0
+        # half-resolution mask pixel → full-resolution crop pixel (pixel centres)
+        self.half_to_crop = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
+
+    # -- masks in (half-resolution) crop space ------------------------------------------------
+    def _polygon(self, points: np.ndarray) -> np.ndarray:
+        poly = _polygon_lower_face(points).copy()
+        centre_x = float(points[K_SUBNASALE, 0])
+        jaw = len(K_JAW)
+        # Keep the jaw's outer edge (and the wall behind it) from the background frame.
+        poly[:jaw, 0] = centre_x + (poly[:jaw, 0] - centre_x) * 0.84
+        # Reach below the chin, so both chins (source and background) are covered.
+        chin = np.arange(jaw // 2 - 2, jaw // 2 + 3)
+        poly[chin, 1] += 0.09 * self.iod
+        # Stay under the nose.
+        poly[jaw:, 1] += 0.03 * self.iod
+        return (poly - self.origin) * 0.5 - 0.25
+
+    def masks(self, background: int, source: int) -> np.ndarray:
+        """The feathered mask at half the crop's resolution.
+
+        The region reaches down to the lower of the two chins (both are covered, so no double
+        chin) but sideways only as far as the narrower of the two faces: beyond a turned
+        face's cheek is the wall, which must come from the background frame."""
+        cv2 = self.cv2
+        bg, src = self._polygon(self.lib.points[background]), self._polygon(self.lib.points[source])
+        centre = 0.5 * (bg[:, 0].mean() + src[:, 0].mean())
+        left = bg[:, 0] < centre
+        poly = np.empty_like(bg)
+        poly[:, 0] = np.where(left, np.maximum(bg[:, 0], src[:, 0]), np.minimum(bg[:, 0], src[:, 0]))
+        poly[:, 1] = np.maximum(bg[:, 1], src[:, 1])
+        support = np.zeros((self.hh, self.hw), np.uint8)
+        cv2.fillPoly(support, [np.round(poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=2)
+        support = cv2.dilate(support, self.dilate)
+        m = self.margin
+        support[:m], support[-m:], support[:, :m], support[:, -m:] = 0, 0, 0, 0
+        mask = cv2.GaussianBlur(support, (0, 0), self.sigma).astype(np.float32) * (1.0 / 255.0)
+        mask[mask < 0.01] = 0.0
+        return mask
+
+    def ring(self, mask: np.ndarray, background: int, source: int) -> np.ndarray:
+        """The band just outside ``mask`` where colour is compared (half resolution)."""
+        cv2 = self.cv2
+        inside = (mask > 0).astype(np.uint8)
+        ring = cv2.dilate(inside, self.ring_kernel) - inside
+        # Colour is compared on skin only: where both frames have face (not the wall beside
+        # a turned cheek, nor the collar under a dropped chin).
+        skin = np.zeros_like(ring)
+        cv2.fillPoly(skin, [np.round(self._face(self.lib.points[background]) * 4).astype(np.int32)], 1,
+                     lineType=cv2.LINE_8, shift=2)
+        other = np.zeros_like(ring)
+        cv2.fillPoly(other, [np.round(self._face(self.lib.points[source]) * 4).astype(np.int32)], 1,
+                     lineType=cv2.LINE_8, shift=2)
+        return ring & skin & other
+
+    def _face(self, points: np.ndarray) -> np.ndarray:
+        """The face from cheek to cheek below the eyes (half-resolution crop coordinates),
+        pulled in a little from its outline."""
+        outline = np.concatenate([points[K_JAW], points[[KEPT_POSITION[454], KEPT_POSITION[168], KEPT_POSITION[234]]]])
+        centre = outline.mean(axis=0)
+        outline = centre + (outline - centre) * 0.92
+        return (outline - self.origin) * 0.5 - 0.25
+
+    # -- one frame ----------------------------------------------------------------------------
+    def compose(self, frame, background: int, source: int, crop, fade_crop=None, fade: float = 0.0,
+                correction=None):
+        cv2 = self.cv2
+        lib = self.lib
+        y_c, u_c, v_c = crop
+        if fade_crop is not None and fade > 0:
+            y_c = cv2.addWeighted(y_c, 1.0 - fade, fade_crop[0], fade, 0.0)
+            u_c = cv2.addWeighted(u_c, 1.0 - fade, fade_crop[1], fade, 0.0)
+            v_c = cv2.addWeighted(v_c, 1.0 - fade, fade_crop[2], fade, 0.0)
+        if correction is not None:
+            y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), correction)
+        mask = self.masks(background, source)
+        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+        if w == 0 or h == 0:
+            return frame, None, None
+
+        to_crop = lib.transform[background].astype(np.float64).copy()
+        to_crop[:, 2] -= self.origin
+        crop_to_frame = affine3(invert_transform(to_crop))
+        half_to_frame = crop_to_frame @ self.half_to_crop
+        corners = np.array([[x - 0.5, y - 0.5], [x + w + 0.5, y - 0.5], [x - 0.5, y + h + 0.5],
+                            [x + w + 0.5, y + h + 0.5]], np.float32)
+        placed = apply_transform(half_to_frame[:2].astype(np.float32), corners)
+        fw, fh = frame.width, frame.height
+        x0 = max(0, int(math.floor(placed[:, 0].min())) - 1) // 2 * 2
+        y0 = max(0, int(math.floor(placed[:, 1].min())) - 1) // 2 * 2
+        x1 = min(fw // 2 * 2, (int(math.ceil(placed[:, 0].max())) + 2) // 2 * 2)
+        y1 = min(fh // 2 * 2, (int(math.ceil(placed[:, 1].max())) + 2) // 2 * 2)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return frame, None, None
+        rw, rh = x1 - x0, y1 - y0
+        shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+        m = (shift @ crop_to_frame)[:2].astype(np.float32)
+        mc = chroma_matrix(m)
+        flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
+        planes = yuv_planes(frame)
+        self._update_colour(lambda: self.ring(mask, background, source), (y_c, u_c, v_c), planes, half_to_frame)
+        y_c, u_c, v_c = self._corrected(y_c, u_c, v_c)
+
+        # the mask: half-resolution crop → chroma-sized ROI (one small warp), then ×2 for luma
+        # (the half-resolution mask lies on the crop's chroma grid, so the chroma matrix fits)
+        a2 = cv2.warpAffine(mask, mc, (rw // 2, rh // 2), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        alpha = cv2.resize(a2, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        alpha[alpha < 0.01] = 0.0
+        a2[a2 < 0.01] = 0.0
+        y_s = cv2.warpAffine(y_c, m, (rw, rh), flags=flags, borderMode=border)
+        u_s = cv2.warpAffine(u_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
+        v_s = cv2.warpAffine(v_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
+
+        out = _copy_frame(frame)
+        out_planes = yuv_planes(out)
+        # where alpha is 0 the background's sample comes back exactly
+        out_planes[0][y0:y1, x0:x1] = cv2.blendLinear(y_s, planes[0][y0:y1, x0:x1], alpha, 1.0 - alpha)
+        beta2 = 1.0 - a2
+        for k, plane_s in ((1, u_s), (2, v_s)):
+            window = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+            out_planes[k][window] = cv2.blendLinear(plane_s, planes[k][window], a2, beta2)
+        return out, (x0, y0, x1, y1), alpha
+
+    def _corrected(self, y_c, u_c, v_c):
+        """The crop with the running colour correction applied (a lookup table per plane)."""
+        if self.colour is None:
+            return y_c, u_c, v_c
+        cv2 = self.cv2
+        dy, du, dv, gain = (float(v) for v in self.colour)
+        levels = np.arange(256, dtype=np.float32)
+        y_lut = np.clip(self.centre + gain * (levels - self.centre) + dy + 0.5, 0, 255).astype(np.uint8)
+        u_lut = np.clip(levels + du + 0.5, 0, 255).astype(np.uint8)
+        v_lut = np.clip(levels + dv + 0.5, 0, 255).astype(np.uint8)
+        return cv2.LUT(y_c, y_lut), cv2.LUT(u_c, u_lut), cv2.LUT(v_c, v_lut)
+
+    def _update_colour(self, ring: Callable[[], np.ndarray], crop, planes, half_to_frame: np.ndarray) -> None:
+        """Lab statistics on the ring just outside the mask: the source's mean colour is moved
+        to the background's and its lightness contrast scaled, smoothed over time. ``ring``
+        draws the ring, only on the frames that measure."""
+        self._frames_since_colour += 1
+        if self.colour is not None and self._frames_since_colour < self.COLOUR_EVERY:
+            return  # lighting changes slowly; the running value carries over
+        rows, cols = np.nonzero(ring())
+        if rows.size < 20:
+            return
+        self._frames_since_colour = 0
+        step = max(1, rows.size // self.RING_POINTS)
+        rows, cols = rows[::step], cols[::step]
+        y_c, u_c, v_c = crop
+        # the crop at those points (full-resolution crop pixel = 2 × half + 0.5)
+        cy = np.minimum(rows * 2, y_c.shape[0] - 1)
+        cx = np.minimum(cols * 2, y_c.shape[1] - 1)
+        src = np.stack([y_c[cy, cx], u_c[cy // 2, cx // 2], v_c[cy // 2, cx // 2]], axis=1).astype(np.float32)
+        # the background frame at the same places
+        where = apply_transform(half_to_frame[:2].astype(np.float32),
+                                np.stack([cols, rows], axis=1).astype(np.float32))
+        fx = np.clip(np.round(where[:, 0]).astype(np.int64), 0, planes[0].shape[1] - 1)
+        fy = np.clip(np.round(where[:, 1]).astype(np.int64), 0, planes[0].shape[0] - 1)
+        hx = np.minimum(fx // 2, planes[1].shape[1] - 1)
+        hy = np.minimum(fy // 2, planes[1].shape[0] - 1)
+        dst = np.stack([planes[0][fy, fx], planes[1][hy, hx], planes[2][hy, hx]], axis=1).astype(np.float32)
+        lab_s, lab_b = _yuv_to_lab(src, self.matrix), _yuv_to_lab(dst, self.matrix)
+        mean_s, mean_b = np.median(lab_s, axis=0), np.median(lab_b, axis=0)
+        gain = float(np.clip((lab_b[:, 0].std() + 1.0) / (lab_s[:, 0].std() + 1.0), 0.85, 1.18))
+        shift = _lab_to_yuv(mean_b, self.matrix)[0] - _lab_to_yuv(mean_s, self.matrix)[0]
+        shift = np.clip(shift, -25.0, 25.0)
+        current = np.array([shift[0], shift[1], shift[2], gain], np.float32)
+        self.centre = float(src[:, 0].mean())
+        self.colour = current if self.colour is None else (1 - self.EMA) * self.colour + self.EMA * current
+
+
+# -- the lip-shape correction ----------------------------------------------------------------
+
+
+def _apply_correction(cv2, crop, correction):
+    """Remap the sub-rectangle of the crop that the lip correction moves."""
+    (x0, y0, x1, y1), map_x, map_y, hx, hy = correction
+    y_c, u_c, v_c = (np.array(plane) for plane in crop)
+    y_c[y0:y1, x0:x1] = cv2.remap(y_c, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    u_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(u_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    v_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(v_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return y_c, u_c, v_c
+
+
+CORRECTION = 0.8  # share of the gap between the chosen mouth and the target that is warped away
+MAX_CORRECTION = 0.08  # inter-ocular units
+
+
+def lip_gap_change(lib: Library, choice: Choice, target: np.ndarray) -> float:
+    """Canonical pixels by which to change the chosen mouth's inner-lip gap."""
+    gap = float(lib.state[choice.unit, 0])
+    if choice.closed:  # press the lips together, whatever it takes
+        return -1e6 if gap > 0.008 else 0.0
+    change = CORRECTION * (float(target[0]) - gap)
+    change = float(np.clip(change, -MAX_CORRECTION, MAX_CORRECTION))
+    if change > 0:  # open only a mouth that is open: there must be an inside to stretch
+        change = min(change, max(0.0, gap - 0.02))
+    return change * lib.iod
+
+
+def _contour_y(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    order = np.argsort(points[:, 0])
+    return np.interp(xs, points[order, 0], points[order, 1])
+
+
+def lip_correction_field(points: np.ndarray, crop_origin: np.ndarray, size: tuple[int, int], iod: float,
+                         gap_change: float):
+    """The lip-shape correction for a crop whose inner-lip gap should change by
+    ``gap_change`` canonical pixels (negative: close), as ``((x0, y0, x1, y1), map_x, map_y,
+    chroma_x, chroma_y)``: backward maps (``cv2.remap``, crop coordinates; the chroma ones on
+    the chroma grid) for the sub-rectangle it moves, or None.
+
+    Column by column, a piecewise-linear (piecewise-affine) vertical map through the lips'
+    contours: the upper lip moves by −30 %, the lower lip by +70 % and the chin by +50 % of
+    the change; the mouth opening between the inner contours stretches or collapses (to
+    nothing when fully closed), fading out past the mouth corners."""
+    if abs(gap_change) < 0.8:  # under a pixel: not worth a warp
+        return None
+    w, h = size
+    p = points - crop_origin
+    outer, inner = p[K_OUTER], p[K_INNER]
+    left, right = float(outer[:, 0].min()), float(outer[:, 0].max())
+    half = max((right - left) / 2, 1.0)
+    centre = (left + right) / 2
+    x0 = max(0, int(math.floor(centre - 1.45 * half)) // 2 * 2)
+    x1 = min(w, int(math.ceil(centre + 1.45 * half)) // 2 * 2 + 2)
+    top_y = float(p[K_SUBNASALE, 1]) + 0.04 * iod
+    chin_y = float(p[K_CHIN, 1])
+    bottom_y = chin_y + 0.3 * iod
+    y0 = max(0, int(math.floor(top_y)) // 2 * 2)
+    y1 = min(h, int(math.ceil(bottom_y)) // 2 * 2 + 2)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    # Worked out on the chroma grid (every other pixel, at 2i + 0.5), then resized up.
+    cx = np.arange(x0, x1, 2, dtype=np.float32) + 0.5
+    weight = np.clip(1.0 - (np.abs(cx - centre) - 0.95 * half) / (0.5 * half), 0.0, 1.0)
+    inner_top, inner_bottom = inner[:11], np.concatenate([inner[10:], inner[:1]])
+    outer_top, outer_bottom = outer[:11], np.concatenate([outer[10:], outer[:1]])
+    inner_left, inner_right = float(inner[:, 0].min()), float(inner[:, 0].max())
+    inside = (cx > inner_left) & (cx < inner_right)
+    u_out = _contour_y(outer_top, cx)
+    l_out = _contour_y(outer_bottom, cx)
+    u_in = np.where(inside, _contour_y(inner_top, cx), (u_out + l_out) / 2)
+    l_in = np.where(inside, _contour_y(inner_bottom, cx), u_in)
+    chin = np.full_like(cx, chin_y)
+    top = np.full_like(cx, top_y)
+    bottom = np.full_like(cx, bottom_y)
+    src = np.stack([top, u_out, u_in, l_in, l_out, chin, bottom])
+    if gap_change < 0:  # close: each column's gap shrinks by the same share (to 0 when fully closed)
+        local_gap = np.maximum(l_in - u_in, 0.0)
+        middle = np.abs(cx - centre) < 0.3 * half
+        centre_gap = max(float(local_gap[middle].mean()) if middle.any() else float(local_gap.max()), 1e-3)
+        change = -local_gap * min(1.0, -gap_change / centre_gap) * weight
+    else:
+        change = gap_change * weight
+    zero = np.zeros_like(cx)
+    shift = np.stack([zero, -0.3 * change, -0.3 * change, 0.7 * change, 0.7 * change, 0.5 * change, zero])
+    dst = np.maximum.accumulate(src + shift, axis=0)  # keep the knots in order
+    ys = np.arange(y0, y1, 2, dtype=np.float32)[:, None] + 0.5
+    half_y = np.repeat(ys, len(cx), axis=1)
+    for k in range(len(src) - 1):
+        t0, t1 = dst[k][None, :], dst[k + 1][None, :]
+        s0, s1 = src[k][None, :], src[k + 1][None, :]
+        segment = (ys >= t0) & (ys < t1)
+        value = s0 + (ys - t0) * (s1 - s0) / np.maximum(t1 - t0, 1e-3)
+        np.copyto(half_y, value, where=segment)
+    half_x = np.repeat(cx[None, :], len(ys), axis=0)
+    import cv2
+
+    size = (x1 - x0, y1 - y0)
+    map_x = cv2.resize(half_x, size, interpolation=cv2.INTER_LINEAR)
+    map_y = cv2.resize(half_y, size, interpolation=cv2.INTER_LINEAR)
+    # chroma sample (i, j) sits at luma (2i + 0.5, 2j + 0.5): the half grid's own points
+    return (x0, y0, x1, y1), map_x, map_y, (half_x - 0.5) * 0.5, (half_y - 0.5) * 0.5

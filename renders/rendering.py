@@ -1,0 +1,101 @@
+"""What a worker does with a queued render: speech, frames, encode, store.
+
+The task in `renders.tasks` is a thin wrapper around `render_run`; everything here works from
+the render's id and re-reads its row, so a redelivered or re-queued job is harmless.
+"""
+
+import logging
+import tempfile
+from pathlib import Path
+
+from django.utils import timezone
+
+from engine import pipeline
+from engine.errors import Cancelled, EngineError
+from renders.models import Render, RenderEvent
+from studio.jobs import TRANSIENT_ERRORS, ProgressReporter, job_claim, job_fail, job_release, job_update
+from studio.storage import delete_quietly, download, upload
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "Something went wrong while rendering; retry, and if it fails again contact your admin."
+STAGE_WEIGHTS = {"speech": 0.1, "frames": 0.85, "finalize": 0.05}
+RUNNING = [Render.Status.RUNNING]
+
+
+def render_run(render_id: str) -> None:
+    if not job_claim(Render, pk=render_id, from_statuses=[Render.Status.QUEUED], to_status=Render.Status.RUNNING):
+        return  # deleted, cancelled before it started, or claimed elsewhere
+    render = Render.objects.select_related("avatar").get(pk=render_id)
+    RenderEvent.objects.create(render=render, kind="started", message=f"attempt {render.attempts}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="render-") as scratch:
+            _render(render, Path(scratch))
+    except Cancelled:
+        return  # the row already says cancelled; the engine removed its partial output
+    except EngineError as error:
+        _fail(render, str(error))
+    except TRANSIENT_ERRORS as error:
+        if job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED):
+            RenderEvent.objects.create(render=render, kind="retrying", message=repr(error))
+        raise
+    except Exception as error:
+        log.exception("render %s failed", render_id)
+        _fail(render, GENERIC_FAILURE, detail=repr(error))
+        raise
+
+
+def _render(render: Render, scratch: Path) -> None:
+    reporter = ProgressReporter(Render, render.pk, running_status=Render.Status.RUNNING, weights=STAGE_WEIGHTS)
+    reporter("preparing", 0.0)
+    avatar = render.avatar
+    speaks_script = render.driver == Render.Driver.TEXT
+    request = pipeline.RenderRequest(
+        avatar_kind=avatar.kind,
+        avatar_media=download(avatar.media, scratch),
+        output=scratch / "render.mp4",
+        poster=scratch / "poster.jpg",
+        loop_mode=render.loop_mode,
+        library=download(avatar.library, scratch) if avatar.library else None,
+        segment_start=render.segment_start,
+        segment_end=render.segment_end,
+        disable_intervals=[tuple(pair) for pair in render.disable_intervals],
+        text=render.script if speaks_script else None,
+        voice=render.voice,
+        speed=render.speed,
+        volume=render.volume,
+        audio=None if speaks_script else download(render.audio, scratch),
+    )
+    result = pipeline.render(request, progress=reporter, should_cancel=reporter.should_cancel)
+
+    stored = [
+        upload(result.video_path, f"{render.key_prefix}video.mp4"),
+        upload(result.poster_path, f"{render.key_prefix}poster.jpg"),
+    ]
+    old = [f.name for f in (render.video, render.poster) if f]
+    finished = job_update(
+        Render,
+        pk=render.pk,
+        from_statuses=RUNNING,
+        status=Render.Status.SUCCEEDED,
+        stage="",
+        progress=100,
+        eta_seconds=None,
+        video=stored[0],
+        poster=stored[1],
+        duration=result.duration,
+        width=result.width,
+        height=result.height,
+        size_bytes=result.video_path.stat().st_size,
+        finished_at=timezone.now(),
+    )
+    if finished:
+        delete_quietly(old)
+        RenderEvent.objects.create(render=render, kind="succeeded", message=f"{result.duration:.2f} s")
+    else:  # cancelled while uploading
+        delete_quietly(stored)
+
+
+def _fail(render: Render, message: str, *, detail: str = "") -> None:
+    if job_fail(Render, pk=render.pk, from_statuses=RUNNING, message=message, eta_seconds=None):
+        RenderEvent.objects.create(render=render, kind="failed", message=detail or message)

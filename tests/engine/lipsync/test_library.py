@@ -1,0 +1,66 @@
+"""The mouth library: what preparation measures in every frame, and whose face it follows."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage import data
+
+from engine import media
+from engine.face import FaceTracker, face_mesh, invert_transform
+from engine.lipsync import LIBRARY_SUFFIX, Library, build_library
+from engine.lipsync.library import KEPT_POSITION
+from tests import mediagen
+from tests.engine.lipsync.helpers import decoded_rgb
+
+
+def test_library_of_a_speaking_video(library, speaking):
+    path, report = library
+    assert path.suffix == LIBRARY_SUFFIX and path.stat().st_size < 2_000_000
+    lib = Library.load(path)
+    assert lib.frame_count == report.total_frames == 300
+    assert report.usable_frames >= 290
+    assert report.open_frames > 20 and report.closed_frames > 20
+    assert not any("open-mouth" in w or "closed-mouth" in w for w in report.warnings)
+    assert sum(report.viseme_coverage.values()) >= 250 and report.viseme_coverage["PP"] > 0
+    assert report.head_motion["shift_range"] < 0.5  # the pan is a few pixels
+    assert set(report.to_dict()) >= {"total_frames", "usable_frames", "viseme_coverage", "head_motion", "warnings"}
+    # every frame's landmarks, taken back to the frame, sit where FaceMesh finds them
+    to_frame = np.array([invert_transform(t) for t in lib.transform])
+    nose_lip = [KEPT_POSITION[i] for i in (1, 13, 152)]
+    placed = np.einsum("nij,nkj->nki", to_frame[:, :, :2], lib.points[:, nose_lip]) + to_frame[:, None, :, 2]
+    for index, rgb in zip((0, 100, 200), decoded_rgb(speaking, (0, 100, 200))):
+        found = face_mesh(rgb, static=True)[0][[1, 13, 152]]
+        # tracked and single-image FaceMesh disagree by a few px, most on the chin (152)
+        assert np.abs(placed[index] - found).max() < 8
+    # the measured mouth opens and closes (the video's mouth moves with its speech)
+    assert lib.state[:, 0].max() > 0.12 and lib.state[:, 0].min() < 0.03
+
+
+def test_a_still_mouth_gets_a_warning_the_creator_can_act_on(root):
+    still = mediagen.make_talking_video(root / "still.mp4", seconds=4.0)
+    report = build_library(still, root / "still.npz")
+    assert report.usable_frames >= 95
+    assert "Few open-mouth frames: record yourself reading aloud for at least 30 s." in report.warnings
+
+
+def test_the_target_stays_the_same_person_with_two_faces(root):
+    video = mediagen.make_two_people_video(root / "two.mp4", seconds=4.0)
+    frames = list(media.iter_video_frames(video))
+    width = frames[0].shape[1]
+
+    def sides(reference):
+        tracker = FaceTracker(reference=reference)
+        found = [tracker.track(frame) for frame in frames]
+        tracker.close()
+        assert all(points is not None for points in found)
+        return np.array([points[:, 0].mean() < width / 2 for points in found])
+
+    # No reference: the largest face of the first frame (left), even once the right one is larger.
+    assert sides(None).all()
+    # A reference photo of the other person (the mirror image): the right face, throughout.
+    assert not sides(np.ascontiguousarray(data.astronaut()[:, ::-1])).any()
+    # The library follows the same rule.
+    build_library(video, root / "two.npz", reference=np.ascontiguousarray(data.astronaut()[:, ::-1]))
+    lib = Library.load(root / "two.npz")
+    centre_x = [invert_transform(t)[0, 2] for t in lib.transform]
+    assert min(centre_x) > width / 2
