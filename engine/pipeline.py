@@ -160,9 +160,7 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
     report_progress(progress, "tracking", 1.0)
     cancel(force=True)
 
-    report_progress(progress, "poster", 0.0)
-    media.write_poster(media_path, poster, at=min(0.5, info.duration / 2))
-    report_progress(progress, "poster", 1.0)
+    _poster_stage(progress, media_path, poster, at=min(0.5, info.duration / 2))
     return PreparedAvatar(
         kind="video",
         media_path=media_path,
@@ -176,6 +174,12 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
         library_path=library_path,
         report=report,
     )
+
+
+def _poster_stage(progress: ProgressFn | None, source, poster: Path, **options) -> None:
+    report_progress(progress, "poster", 0.0)
+    media.write_poster(source, poster, **options)
+    report_progress(progress, "poster", 1.0)
 
 
 def _track_and_normalise(source, media_path, library_path, builder, own_speech, background, progress, cancel):
@@ -249,9 +253,7 @@ def _prepare_photo(source, workdir, background, progress, cancel, on_preview, ou
     os.replace(tmp, media_path)
     report_progress(progress, "normalising", 1.0)
 
-    report_progress(progress, "poster", 0.0)
-    media.write_poster(rgb, poster)
-    report_progress(progress, "poster", 1.0)
+    _poster_stage(progress, rgb, poster)
     return PreparedAvatar(
         kind="photo",
         media_path=media_path,

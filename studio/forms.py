@@ -17,15 +17,13 @@ class TeamForm(forms.ModelForm):
         fields = ("name",)
 
 
-class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+class InvitationForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.EDITOR)
+    email = forms.EmailField(
+        required=False,
+        help_text="Optional. The studio emails the link when it has a mail server; you can always copy it.",
+    )
 
-    def clean_username(self):
-        username = self.cleaned_data["username"]
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise forms.ValidationError(
-                f"There is no account called “{username}”; ask them to sign up first."
-            )
-        return user
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)

@@ -191,6 +191,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
 }
+# Mail (team invitations). Without EMAIL_HOST nothing is sent: owners pass the link on themselves.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "")
+EMAIL_ENABLED = bool(EMAIL_HOST)
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "1")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Avatar Studio <studio@localhost>")
+
 FILE_UPLOAD_HANDLERS = ["studio.uploads.LimitedUploadHandler"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 DEMO_USERNAME = os.getenv("DEMO_USERNAME", "demo")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -6,11 +7,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from studio import services
 from studio.access import require_owner
-from studio.forms import MemberForm, SignupForm, TeamForm
+from studio.forms import InvitationForm, RoleForm, SignupForm, TeamForm
 from studio.middleware import SESSION_TEAM_KEY
-from studio.models import Membership
-from studio.services import membership_add, team_create, user_create
+from studio.models import Invitation, Membership
+from studio.services import TeamNeedsAnOwner
 
 
 @login_required
@@ -23,7 +25,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = user_create(
+        user = services.user_create(
             username=form.cleaned_data["username"],
             email=form.cleaned_data.get("email", ""),
             password=form.cleaned_data["password1"],
@@ -53,7 +55,7 @@ def _local_url_or_home(request: HttpRequest, url: str) -> str:
 def team_new(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        team = team_create(name=form.cleaned_data["name"], owner=request.user)
+        team = services.team_create(name=form.cleaned_data["name"], owner=request.user)
         request.session[SESSION_TEAM_KEY] = team.pk
         messages.success(request, f"Team “{team.name}” created; invite people from its settings.")
         return redirect("team_settings")
@@ -62,27 +64,89 @@ def team_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def team_settings(request: HttpRequest) -> HttpResponse:
-    form = MemberForm(request.POST or None)
+    form = InvitationForm(request.POST or None)
     if request.method == "POST":
         require_owner(request)
         if form.is_valid():
-            membership_add(
-                team=request.team, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+            invitation = services.invitation_create(
+                team=request.team,
+                invited_by=request.user,
+                role=form.cleaned_data["role"],
+                email=form.cleaned_data["email"],
+                absolute_url=request.build_absolute_uri,
             )
-            messages.success(request, f"{form.cleaned_data['username']} is now in the team.")
+            sent = " and emailed it" if invitation.email and settings.EMAIL_ENABLED else ""
+            messages.success(request, f"Invitation created{sent}: share the link below; it works once, for 14 days.")
             return redirect("team_settings")
     members = request.team.memberships.select_related("user").order_by("user__username")
-    return render(request, "studio/team_settings.html", {"form": form, "members": members})
+    invitations = [i for i in request.team.invitations.filter(accepted_at=None) if i.is_open]
+    context = {"form": form, "members": members, "invitations": invitations, "roles": Membership.Role.choices}
+    return render(request, "studio/team_settings.html", context, status=400 if form.errors else 200)
+
+
+def _team_membership_or_404(request: HttpRequest, membership_id: int) -> Membership:
+    return get_object_or_404(Membership.objects.select_related("user", "team"), pk=membership_id, team=request.team)
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    require_owner(request)
+    membership = _team_membership_or_404(request, membership_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick one of the roles: owner, editor or viewer.")
+        return redirect("team_settings")
+    try:
+        services.membership_change_role(membership=membership, role=form.cleaned_data["role"])
+    except TeamNeedsAnOwner as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"{membership.user} is now {membership.get_role_display().lower()}.")
+    return redirect("team_settings")
 
 
 @login_required
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
-    require_owner(request)
-    membership = get_object_or_404(Membership, pk=membership_id, team=request.team)
-    if membership.is_owner and request.team.memberships.filter(role="owner").count() == 1:
-        messages.error(request, "A team needs at least one owner; make someone else owner first.")
-    else:
-        membership.delete()
-        messages.success(request, f"{membership.user} was removed from the team.")
+    """Owners remove members; anyone may leave (remove themselves)."""
+    membership = _team_membership_or_404(request, membership_id)
+    leaving = membership.user_id == request.user.pk
+    if not leaving:
+        require_owner(request)
+    try:
+        services.membership_remove(membership=membership)
+    except TeamNeedsAnOwner as refusal:
+        messages.error(request, str(refusal))
+        return redirect("team_settings")
+    if leaving:
+        messages.success(request, f"You left “{membership.team.name}”.")
+        return redirect("home")
+    messages.success(request, f"{membership.user} was removed from the team.")
     return redirect("team_settings")
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    require_owner(request)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, team=request.team, accepted_at=None)
+    services.invitation_revoke(invitation=invitation)
+    messages.success(request, "The invitation was withdrawn; its link no longer works.")
+    return redirect("team_settings")
+
+
+@login_required
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = Invitation.objects.select_related("team", "invited_by").filter(token=token).first()
+    if invitation is None or not invitation.is_open:
+        return render(request, "studio/invitation.html", {"invitation": None}, status=404)
+    if request.method == "POST":
+        membership = services.invitation_accept(invitation=invitation, user=request.user)
+        if membership is None:
+            return render(request, "studio/invitation.html", {"invitation": None}, status=404)
+        request.session[SESSION_TEAM_KEY] = membership.team_id
+        messages.success(request, f"Welcome to “{membership.team.name}”.")
+        return redirect("home")
+    already = Membership.objects.filter(team=invitation.team, user=request.user).first()
+    return render(request, "studio/invitation.html", {"invitation": invitation, "already": already})

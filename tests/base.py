@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase, override_settings
 
 from studio.models import Membership, Team
-from studio.services import membership_add, user_create
+from studio.services import user_create
 
 PASSWORD = "correct horse battery"
 
@@ -24,9 +24,9 @@ class BaseTestCase(TestCase):
         self.alice = user_create(username="alice", password=PASSWORD)
         self.team = Team.objects.get(memberships__user=self.alice)
         self.bob = user_create(username="bob", password=PASSWORD)
-        membership_add(team=self.team, user=self.bob, role=Membership.Role.EDITOR)
+        Membership.objects.create(team=self.team, user=self.bob, role=Membership.Role.EDITOR)
         self.vera = user_create(username="vera", password=PASSWORD)
-        membership_add(team=self.team, user=self.vera, role=Membership.Role.VIEWER)
+        Membership.objects.create(team=self.team, user=self.vera, role=Membership.Role.VIEWER)
         self.charlie = user_create(username="charlie", password=PASSWORD)
         self.charlies_team = Team.objects.get(memberships__user=self.charlie)
 

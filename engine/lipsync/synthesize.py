@@ -95,7 +95,7 @@ def synthesize_frames(
 
     ``media`` is the avatar's footage (the file the library was built from);
     ``background_indices`` gives, for output frame i, the footage frame to draw on (see
-    ``background_indices()``); ``trajectory`` (``visemes.Trajectory`` at the output frame
+    ``timeline.background_indices``); ``trajectory`` (``visemes.Trajectory`` at the output frame
     rate) drives the mouth. ``disable_intervals`` are [start, end] seconds *of the footage*
     (Tencent's DisableIntervals: "lip sync is not applied to the original video from 1 s to
     2 s"): background frames inside them, and frames where the library found no usable face,

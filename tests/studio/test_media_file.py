@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from avatars.models import Avatar
 from renders.models import Render
 from studio.models import Membership, Team
-from studio.services import membership_add, team_create
+from studio.services import team_create
 from tests.base import BaseTestCase
 
 
@@ -70,7 +70,7 @@ class MediaFileTestCase(BaseTestCase):
         # bob is in alice's team and, for now, in a second team whose files he may read;
         # none of these spellings may reach that second team's file through the first.
         other = team_create(name="Other", owner=self.charlie)
-        membership_add(team=other, user=self.bob, role=Membership.Role.EDITOR)
+        Membership.objects.create(team=other, user=self.bob, role=Membership.Role.EDITOR)
         source = self.stored_avatar(other).source.name
         rest = source.removeprefix(f"teams/{other.pk}/")
         mine = self.team.pk

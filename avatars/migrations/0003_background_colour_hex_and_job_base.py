@@ -1,5 +1,6 @@
 import re
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 import avatars.models
@@ -35,6 +36,13 @@ class Migration(migrations.Migration):
                 help_text="#rrggbb; colour backgrounds only.",
                 max_length=7,
                 validators=[avatars.models.validate_hex_colour],
+            ),
+        ),
+        migrations.AlterField(  # the same relation, now declared once on the shared job base
+            model_name="avatar",
+            name="team",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="%(class)ss", to="studio.team"
             ),
         ),
     ]
