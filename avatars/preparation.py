@@ -5,7 +5,6 @@ from the avatar's id and re-reads its row, so a redelivered or re-queued job is 
 """
 
 import logging
-import tempfile
 from pathlib import Path
 
 from django.utils import timezone
@@ -13,7 +12,15 @@ from django.utils import timezone
 from avatars.models import Avatar
 from engine import pipeline, preflight
 from engine.errors import Cancelled, EngineError
-from studio.jobs import TRANSIENT_ERRORS, ProgressReporter, job_claim, job_release, job_update
+from studio.jobs import (
+    TRANSIENT_ERRORS,
+    Heartbeat,
+    ProgressReporter,
+    job_claim,
+    job_release,
+    job_scratch,
+    job_update,
+)
 from studio.storage import delete_quietly, download, upload
 
 log = logging.getLogger(__name__)
@@ -33,8 +40,11 @@ def avatar_prepare(avatar_id: str) -> None:
         return  # deleted, or already claimed by another worker
     avatar = Avatar.objects.get(pk=avatar_id)
     try:
-        with tempfile.TemporaryDirectory(prefix="prepare-") as scratch:
-            _check_and_prepare(avatar, Path(scratch))
+        with (
+            job_scratch(Avatar, pk=avatar.pk, attempt=avatar.attempts, running_statuses=Avatar.RUNNING) as scratch,
+            Heartbeat(Avatar, avatar.pk, running_statuses=Avatar.RUNNING),
+        ):
+            _check_and_prepare(avatar, scratch)
     except Cancelled:
         return
     except EngineError as error:

@@ -5,7 +5,6 @@ the render's id and re-reads its row, so a redelivered or re-queued job is harml
 """
 
 import logging
-import tempfile
 from pathlib import Path
 
 from django.utils import timezone
@@ -13,7 +12,16 @@ from django.utils import timezone
 from engine import pipeline
 from engine.errors import Cancelled, EngineError
 from renders.models import Render, RenderEvent
-from studio.jobs import TRANSIENT_ERRORS, ProgressReporter, job_claim, job_fail, job_release, job_update
+from studio.jobs import (
+    TRANSIENT_ERRORS,
+    Heartbeat,
+    ProgressReporter,
+    job_claim,
+    job_fail,
+    job_release,
+    job_scratch,
+    job_update,
+)
 from studio.storage import delete_quietly, download, upload
 
 log = logging.getLogger(__name__)
@@ -29,8 +37,11 @@ def render_run(render_id: str) -> None:
     render = Render.objects.select_related("avatar").get(pk=render_id)
     RenderEvent.objects.create(render=render, kind="started", message=f"attempt {render.attempts}")
     try:
-        with tempfile.TemporaryDirectory(prefix="render-") as scratch:
-            _render(render, Path(scratch))
+        with (
+            job_scratch(Render, pk=render.pk, attempt=render.attempts, running_statuses=RUNNING) as scratch,
+            Heartbeat(Render, render.pk, running_statuses=RUNNING),
+        ):
+            _render(render, scratch)
     except Cancelled:
         return  # the row already says cancelled; the engine removed its partial output
     except EngineError as error:

@@ -7,14 +7,19 @@ or swept meanwhile is never overwritten. Each app schedules its own sweep with `
 """
 
 import logging
+import re
+import shutil
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 from botocore.exceptions import BotoCoreError
 from django.conf import settings
-from django.db import OperationalError, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -24,6 +29,8 @@ from studio.models import Team
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.5
+RESTARTING = "restarting"  # the stage a swept job waits in, so its page says why it went back
+SCRATCH_NAME = re.compile(r"^(?P<model>[a-z]+)-(?P<pk>[0-9a-f-]{36})-(?P<attempt>\d+)$")
 STOPPED_RESPONDING = "The worker stopped responding {n} times; retry, or contact your admin if it keeps happening."
 # Infrastructure hiccups (a locked SQLite file, a storage endpoint that dropped a connection)
 # that say nothing about the job itself: the task is retried with backoff instead of failing.
@@ -75,6 +82,7 @@ def job_claim(model, *, pk, from_statuses: list[str], to_status: str) -> bool:
     return bool(
         model.objects.filter(pk=pk, status__in=from_statuses).update(
             status=to_status,
+            stage="",
             attempts=F("attempts") + 1,
             heartbeat_at=now,
             started_at=now,
@@ -139,6 +147,81 @@ class ProgressReporter:
         return not self.still_running
 
 
+class Heartbeat:
+    """Beat a running job's row from a thread, whatever the engine is busy with.
+
+    Some stages (speech recognition of a long track, one huge frame) go quiet for longer than
+    the sweep's threshold; without this a live job would be re-queued under its own worker.
+    """
+
+    def __init__(self, model, pk, *, running_statuses: list[str]):
+        self.model, self.pk, self.running_statuses = model, pk, running_statuses
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{pk}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
+                self.model.objects.filter(pk=self.pk, status__in=self.running_statuses).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # a missed beat is for the sweep to judge; never kill the job over it
+            log.exception("heartbeat of %s %s stopped", self.model.__name__, self.pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+@contextmanager
+def job_scratch(model, *, pk, attempt: int, running_statuses: list[str]) -> Iterator[Path]:
+    """A private working folder for one attempt at a job, removed when the attempt ends.
+
+    A worker killed mid-job cannot clean up after itself, so entering also removes the folders
+    of this kind of job that no running attempt owns any more (as does the sweep).
+    """
+    root = Path(settings.JOB_SCRATCH_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch_sweep(model, running_statuses=running_statuses)
+    path = root / f"{model._meta.model_name}-{pk}-{attempt}"
+    path.mkdir(exist_ok=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def scratch_sweep(model, *, running_statuses: list[str]) -> int:
+    """Remove this machine's scratch folders whose attempt is no longer running."""
+    root = Path(settings.JOB_SCRATCH_DIR)
+    if not root.is_dir():
+        return 0
+    prefix = model._meta.model_name
+    owners = {}
+    for folder in root.iterdir():
+        match = SCRATCH_NAME.match(folder.name)
+        if match and match["model"] == prefix:
+            owners[folder] = (match["pk"], int(match["attempt"]))
+    running = {
+        (str(pk), attempts)
+        for pk, attempts in model.objects.filter(
+            pk__in={pk for pk, _ in owners.values()}, status__in=running_statuses
+        ).values_list("pk", "attempts")
+    }
+    removed = 0
+    for folder, owner in owners.items():
+        if owner not in running:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def stale_rows(model, *, running_statuses: list[str]):
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
     return model.objects.filter(status__in=running_statuses).filter(
@@ -187,13 +270,17 @@ def job_sweep(
                 )
                 counts["failed"] += moved
             else:
-                moved = job_update(model, pk=row.pk, from_statuses=[row.status], status=entry_status)
+                moved = job_update(
+                    model, pk=row.pk, from_statuses=[row.status], status=entry_status, stage=RESTARTING,
+                    progress=0,
+                )
                 if moved:
                     transaction.on_commit(lambda pk=row.pk: enqueue(pk))
                 counts["requeued"] += moved
             if moved and on_swept is not None:
                 on_swept(row.pk, f"attempt {row.attempts}")
     counts["requeued"] += _requeue_forgotten(model, entry_status, enqueue)
+    counts["scratch_removed"] = scratch_sweep(model, running_statuses=running_statuses)
     return counts
 
 

@@ -171,8 +171,16 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-renders": {"task": "renders.tasks.render_sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
+JOB_HEARTBEAT_SECONDS = envint("JOB_HEARTBEAT_SECONDS", 5)
 JOB_STALE_AFTER_SECONDS = envint("JOB_STALE_AFTER_SECONDS", 120)
+# Each attempt at a job works in its own folder here; the sweep removes those of dead workers.
+JOB_SCRATCH_DIR = Path(os.getenv("JOB_SCRATCH_DIR", VAR_DIR / "scratch"))
 JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)
+if JOB_STALE_AFTER_SECONDS < 2 * JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"JOB_STALE_AFTER_SECONDS ({JOB_STALE_AFTER_SECONDS}) must be at least twice JOB_HEARTBEAT_SECONDS "
+        f"({JOB_HEARTBEAT_SECONDS}), or live jobs would be re-queued between two heartbeats."
+    )
 JOB_REQUEUE_WAITING_AFTER_SECONDS = envint("JOB_REQUEUE_WAITING_AFTER_SECONDS", 15 * 60)
 
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "0" if DEBUG else "1")

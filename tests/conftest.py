@@ -15,6 +15,10 @@ def _isolated_media(settings, tmp_path):
     """Each test writes media to its own folder, and tasks run inline unless a test starts a worker."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.JOB_SCRATCH_DIR = tmp_path / "scratch"
+    # A test's open transaction holds SQLite's write lock, so a heartbeat thread would only
+    # wait on it; the tests of the heartbeat itself set a short interval on a real transaction.
+    settings.JOB_HEARTBEAT_SECONDS = 3600
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield

@@ -1,5 +1,11 @@
+import time
+import uuid
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
+
+from django.conf import settings
+from django.test import TransactionTestCase, override_settings
 
 from django.db import OperationalError
 from django.utils import timezone
@@ -8,7 +14,9 @@ from avatars.models import Avatar
 from avatars.tasks import avatar_sweep
 from renders.models import Render
 from renders.tasks import render_run, render_sweep
-from studio.jobs import ProgressReporter, job_claim
+from studio.jobs import Heartbeat, ProgressReporter, job_claim, job_scratch
+from studio.models import Team
+from studio.services import user_create
 from studio.celery import app as celery_app
 from tests.base import BaseTestCase
 from tests.factories import ready_avatar
@@ -55,7 +63,11 @@ class JobTestCase(BaseTestCase):
         self.assertEqual((counts["requeued"], len(queued)), (1, 1))
         self.job.refresh_from_db()
         self.assertEqual((self.job.status, self.job.attempts), (Render.Status.QUEUED, 1))
+        self.assertEqual((self.job.stage, self.job.progress), ("restarting", 0))
         self.assertEqual(self.job.events.get().kind, "swept")
+        self.login(self.alice)
+        partial = self.client.get(f"/renders/{self.job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertContains(partial, "Restarting after a worker stopped")
 
     def test_sweep_fails_a_job_out_of_attempts(self):
         Render.objects.filter(pk=self.job.pk).update(
@@ -69,7 +81,8 @@ class JobTestCase(BaseTestCase):
 
     def test_sweep_leaves_a_fresh_job_alone(self):
         Render.objects.filter(pk=self.job.pk).update(status="running", heartbeat_at=timezone.now())
-        self.assertEqual(self.sweep()[0], {"requeued": 0, "failed": 0})
+        counts = self.sweep()[0]
+        self.assertEqual((counts["requeued"], counts["failed"]), (0, 0))
 
     def test_sweep_resends_a_job_whose_message_was_lost(self):
         Render.objects.filter(pk=self.job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
@@ -102,3 +115,62 @@ class JobTestCase(BaseTestCase):
         # last one it waits, queued, for the sweep to send it again.
         self.assertEqual((self.job.status, self.job.attempts, self.job.error), (Render.Status.QUEUED, 0, ""))
         self.assertEqual(self.job.events.filter(kind="retrying").count(), tries)
+
+
+class ScratchTestCase(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        avatar = ready_avatar(team=self.team, user=self.alice)
+        self.job = Render.objects.create(
+            team=self.team, avatar=avatar, title="t", status="running", attempts=2, heartbeat_at=timezone.now()
+        )
+        self.root = Path(settings.JOB_SCRATCH_DIR)
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        (path / "work").mkdir(parents=True)
+        (path / "work" / "frame.png").write_bytes(b"x")
+        return path
+
+    def test_the_sweep_removes_scratch_that_no_running_attempt_owns(self):
+        current = self.folder(f"render-{self.job.pk}-2")
+        earlier_attempt = self.folder(f"render-{self.job.pk}-1")
+        deleted_job = self.folder(f"render-{uuid.uuid4()}-1")
+        other_kind = self.folder(f"avatar-{uuid.uuid4()}-1")
+        not_ours = self.folder("something-else")
+        with self.captureOnCommitCallbacks():
+            counts = render_sweep()
+        self.assertEqual(counts["scratch_removed"], 2)
+        self.assertEqual(
+            [p.exists() for p in (current, earlier_attempt, deleted_job, other_kind, not_ours)],
+            [True, False, False, True, True],
+        )
+        Render.objects.filter(pk=self.job.pk).update(status="failed")
+        with self.captureOnCommitCallbacks():
+            render_sweep()
+        self.assertFalse(current.exists())
+
+    def test_an_attempt_removes_its_scratch_even_when_it_fails(self):
+        with self.assertRaises(RuntimeError):
+            with job_scratch(Render, pk=self.job.pk, attempt=2, running_statuses=["running"]) as scratch:
+                (scratch / "partial.mp4").write_bytes(b"x")
+                raise RuntimeError("engine blew up")
+        self.assertEqual(list(self.root.iterdir()), [])
+
+
+class HeartbeatTestCase(TransactionTestCase):
+    def test_it_beats_while_the_job_runs_and_stops_after(self):
+        alice = user_create(username="alice", password="x" * 12)
+        avatar = ready_avatar(team=Team.objects.get(), user=alice)
+        job = Render.objects.create(team=avatar.team, avatar=avatar, title="t", status="running")
+        with override_settings(JOB_HEARTBEAT_SECONDS=0.05):
+            with Heartbeat(Render, job.pk, running_statuses=["running"]):
+                time.sleep(0.4)
+                beats = set()
+                for _ in range(5):
+                    beats.add(Render.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk))
+                    time.sleep(0.1)
+            last = Render.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk)
+            time.sleep(0.2)
+        self.assertGreaterEqual(len(beats - {None}), 3)
+        self.assertEqual(Render.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk), last)
