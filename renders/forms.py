@@ -90,7 +90,7 @@ class RenderForm(forms.Form):
             team=team, status=Avatar.Status.READY
         ).order_by("name")
         self.fields["voice"].choices = voice_choices()
-        self.audio_duration: float | None = None
+        self.voice_track: speech.VoiceTrack | None = None
 
     def clean(self):
         cleaned = super().clean()
@@ -104,7 +104,7 @@ class RenderForm(forms.Form):
             else:
                 try:
                     with local_path(audio) as path:
-                        self.audio_duration = speech.check_audio_driver(path)
+                        self.voice_track = speech.check_audio_driver(path)
                 except InputRejected as problem:
                     self.add_error("audio", str(problem))
         return cleaned

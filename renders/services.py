@@ -6,7 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from avatars.models import Avatar
-from engine import media
+from engine import speech
+from engine.speech import VoiceTrack
 from renders.models import Render, RenderEvent
 from studio.models import Team
 from studio.storage import delete_quietly, upload
@@ -25,7 +26,7 @@ def render_create(
     speed: float = 1.0,
     volume: int = 0,
     audio: UploadedFile | None = None,
-    audio_duration: float | None = None,
+    voice_track: VoiceTrack | None = None,
     loop_mode: str = Render.LoopMode.REVERSE,
     segment_start: float | None = None,
     segment_end: float | None = None,
@@ -49,10 +50,11 @@ def render_create(
     try:
         if driver == Render.Driver.AUDIO:
             with local_path(audio) as path:
-                extension = media.EXTENSION_FOR_TYPE[media.sniff_type(path)]
-                written.append(upload(path, f"{render.key_prefix}voice.{extension}"))
+                # The form's check of this very file; the API and tests may skip the form.
+                voice_track = voice_track or speech.check_audio_driver(path)
+                written.append(upload(path, f"{render.key_prefix}voice.{voice_track.extension}"))
             render.audio.name = written[-1]
-            render.audio_duration = audio_duration
+            render.audio_duration = voice_track.seconds
         with transaction.atomic():
             render.save(force_insert=True)
             RenderEvent.objects.create(render=render, kind="queued")

@@ -50,7 +50,7 @@ def render_create(request: HttpRequest) -> HttpResponse:
             speed=data["speed"],
             volume=data["volume"],
             audio=data.get("audio"),
-            audio_duration=form.audio_duration,
+            voice_track=form.voice_track,
             loop_mode=data["loop_mode"],
             segment_start=data.get("segment_start"),
             segment_end=data.get("segment_end"),

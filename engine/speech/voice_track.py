@@ -2,8 +2,8 @@
 
 - ``load_audio(path, *, sample_rate=16000) -> np.ndarray``: any WAV/MP3/M4A/AAC/OGG/WMA as
   mono float32, resampled.
-- ``check_audio_driver(path) -> float``: the voice-track rules (format, ≤100 MB, 1 s–10 min,
-  not silent); returns the duration in seconds.
+- ``check_audio_driver(path) -> VoiceTrack``: the voice-track rules (format, ≤100 MB,
+  1 s–10 min, not silent); returns the duration and the extension to store the file under.
 - ``resample(samples, from_rate, to_rate) -> np.ndarray``: mono float32 at another rate.
 - ``write_wav(path, samples, sample_rate)``: 16-bit PCM WAV.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import wave
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,8 +23,10 @@ AUDIO_MIN_SECONDS = 1.0
 AUDIO_MAX_SECONDS = 600.0
 AUDIO_MAX_BYTES = 100 * 1024 * 1024
 AUDIO_FORMATS_SENTENCE = "WAV, MP3, M4A, AAC, OGG or WMA"
-# FFmpeg demuxer names for the accepted formats (M4A shares the MP4 demuxer, WMA is ASF).
-_ACCEPTED_DEMUXERS = {"wav", "mp3", "aac", "ogg", "asf", "m4a"}
+# The FFmpeg demuxer that read the file decides its format, and so the extension it is stored
+# under: a file FFmpeg reads is never refused later for a name or a header the sniffer missed.
+# (M4A shares the MP4 demuxer, WMA is ASF.)
+EXTENSION_FOR_DEMUXER = {"wav": "wav", "mp3": "mp3", "aac": "aac", "ogg": "ogg", "asf": "wma", "m4a": "m4a"}
 # A track whose loudest 50 ms is below this is silence (or a hiss) as far as lip sync goes.
 SILENCE_DBFS = -50.0
 
@@ -51,9 +54,17 @@ def _open_audio(path):
     return container, audio[0]
 
 
-def _demuxer_accepted(container) -> bool:
-    names = set(container.format.name.split(","))
-    return bool(names & _ACCEPTED_DEMUXERS)
+@dataclass(frozen=True)
+class VoiceTrack:
+    seconds: float
+    extension: str  # what the file really is: wav, mp3, m4a, aac, ogg or wma
+
+
+def _accepted_extension(container) -> str | None:
+    for name in container.format.name.split(","):
+        if name in EXTENSION_FOR_DEMUXER:
+            return EXTENSION_FOR_DEMUXER[name]
+    return None
 
 
 def _format_label(container) -> str:
@@ -102,8 +113,8 @@ def load_audio(path, *, sample_rate: int = 16000) -> np.ndarray:
     return np.clip(np.concatenate(chunks), -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def check_audio_driver(path) -> float:
-    """Apply the voice-track rules (format, size, 1 s–10 min, not silent); return seconds."""
+def check_audio_driver(path) -> VoiceTrack:
+    """Apply the voice-track rules (format, size, 1 s–10 min, not silent)."""
     size = os.path.getsize(path)
     if size > AUDIO_MAX_BYTES:
         raise InputRejected(
@@ -113,7 +124,8 @@ def check_audio_driver(path) -> float:
         )
     container, stream = _open_audio(path)
     with container:
-        if _has_real_video(container) or not _demuxer_accepted(container):
+        extension = _accepted_extension(container)
+        if _has_real_video(container) or extension is None:
             what = "a video" if _has_real_video(container) else f"a {_format_label(container)} file"
             raise InputRejected(
                 f"This is {what}; upload the voice track as {AUDIO_FORMATS_SENTENCE}.",
@@ -143,7 +155,7 @@ def check_audio_driver(path) -> float:
             field="audio",
             code="audio_silent",
         )
-    return duration
+    return VoiceTrack(seconds=duration, extension=extension)
 
 
 def _seconds(value: float) -> str:

@@ -37,7 +37,7 @@ class LongStageTestCase(TransactionTestCase):
         with mock.patch("renders.services.render_run_enqueue"):  # the worker thread below runs it
             job = render_services.render_create(
                 team=team, user=alice, avatar=avatar, title="Long", driver="audio",
-                audio=SimpleUploadedFile("voice.wav", voice.read_bytes()), audio_duration=60.0,
+                audio=SimpleUploadedFile("voice.wav", voice.read_bytes()),
             )
         worker = threading.Thread(target=render_run, args=[str(job.pk)])
         worker.start()

@@ -1,6 +1,8 @@
 import io
 import wave
 
+from django.core.files.uploadedfile import SimpleUploadedFile
+
 from renders.models import Render
 from tests import media_cache
 from tests.base import BaseTestCase
@@ -47,6 +49,14 @@ class RenderCreateTestCase(RenderTestCase):
         job = Render.objects.get()
         self.assertEqual(job.audio.name, f"teams/{self.team.pk}/renders/{job.pk}/voice.wav")
         self.assertAlmostEqual(job.audio_duration, 3.0, delta=0.05)
+
+    def test_it_stores_audio_the_sniffer_misses_under_what_ffmpeg_read(self):
+        mp3 = media_cache.audio(3.0, "mp3").read_bytes()
+        upload = SimpleUploadedFile("voice.bin", b"\0" * 64 + mp3, content_type="application/octet-stream")
+        response = self.post_render(driver="audio", script="", audio=upload)
+        job = Render.objects.get()
+        self.assertRedirects(response, f"/renders/{job.pk}/")
+        self.assertEqual(job.audio.name, f"teams/{self.team.pk}/renders/{job.pk}/voice.mp3")
 
     def test_it_refuses_half_a_second_of_audio(self):
         with open(media_cache.audio(0.5, "wav"), "rb") as handle:

@@ -52,8 +52,9 @@ def _encode(path: Path, samples: np.ndarray, sample_rate: int, container: str, c
 )
 def test_accepted_formats_load_mono_16k(tmp_path, voice_track, name, container, codec):
     path = _encode(tmp_path / name, voice_track.samples, voice_track.sample_rate, container, codec)
-    duration = speech.check_audio_driver(path)
-    assert duration == pytest.approx(voice_track.duration, abs=0.12)
+    track = speech.check_audio_driver(path)
+    assert track.seconds == pytest.approx(voice_track.duration, abs=0.12)
+    assert track.extension == name.rsplit(".", 1)[1]
     samples = speech.load_audio(path)
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert len(samples) / 16000 == pytest.approx(voice_track.duration, abs=0.12)
@@ -88,7 +89,7 @@ def test_write_wav_is_16_bit_pcm(tmp_path):
 def test_real_speech_recording_passes(tmp_path):
     if not JFK.exists():
         pytest.skip("shared media not present")
-    assert speech.check_audio_driver(JFK) == pytest.approx(11.0, abs=0.05)
+    assert speech.check_audio_driver(JFK).seconds == pytest.approx(11.0, abs=0.05)
 
 
 def test_not_audio_is_rejected(tmp_path):
@@ -137,3 +138,11 @@ def test_short_long_silent_and_huge_audio_are_rejected(tmp_path):
     with open(huge, "wb") as handle:
         handle.truncate(100 * 1024 * 1024 + 1)  # sparse: no disk or time spent
     assert "100 MB" in str(rejected(speech.check_audio_driver, huge, field="audio"))
+
+
+def test_a_file_ffmpeg_reads_gets_the_extension_of_what_it_is(tmp_path, voice_track):
+    # Junk before the first MP3 frame hides the format from a magic-byte sniffer, not from FFmpeg.
+    mp3 = _encode(tmp_path / "v.mp3", voice_track.samples, voice_track.sample_rate, "mp3", "libmp3lame")
+    padded = tmp_path / "voice"
+    padded.write_bytes(b"\0" * 64 + mp3.read_bytes())
+    assert speech.check_audio_driver(padded).extension == "mp3"
