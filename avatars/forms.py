@@ -1,7 +1,6 @@
 from django import forms
 
 from avatars.models import Avatar, validate_avatar_name, validate_hex_colour
-from avatars.services import sniff_background_image
 from engine import preflight
 from engine.errors import InputRejected
 from studio.uploads import local_path
@@ -86,7 +85,7 @@ class AvatarForm(forms.Form):
             else:
                 try:
                     with local_path(image) as path:
-                        sniff_background_image(path)
+                        preflight.check_background_image(path)
                 except InputRejected as problem:
                     self.add_error("background_image", str(problem))
         return cleaned

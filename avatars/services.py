@@ -16,20 +16,6 @@ from studio.uploads import local_path
 
 log = logging.getLogger(__name__)
 
-BACKGROUND_IMAGE_TYPES = preflight.PHOTO_TYPES
-
-
-def sniff_background_image(path: Path) -> str:
-    mime = media.sniff_type(path)
-    if mime not in BACKGROUND_IMAGE_TYPES:
-        raise InputRejected(
-            "The background must be a JPEG, PNG or WebP image.",
-            field="background_image",
-            code="unsupported_type",
-        )
-    return media.EXTENSION_FOR_TYPE[mime]
-
-
 def avatar_create(
     *,
     team: Team,
@@ -52,7 +38,7 @@ def avatar_create(
     background_extension = ""
     if background == Avatar.Background.IMAGE and background_image is not None:
         with local_path(background_image) as image_path:
-            background_extension = sniff_background_image(image_path)
+            background_extension = preflight.check_background_image(image_path)
 
     avatar = Avatar(
         id=uuid.uuid4(),

@@ -14,12 +14,16 @@ from typing import Union
 
 import numpy as np
 
+from .errors import InputRejected
+from .preflight import MAX_PHOTO_SIDE as MAX_BACKGROUND_SIDE
+
 Background = Union[None, tuple[int, int, int], str, os.PathLike]
 
 # How much of the previous mask survives into the next frame; higher is steadier but lags
 # fast head moves. 0.35 keeps the lag under ~2 frames at 25 fps.
 MASK_MEMORY = 0.35
-FEATHER_FRACTION = 0.006  # blur radius as a share of the frame's long side
+FEATHER_FRACTION = 0.006
+  # blur radius as a share of the frame's long side
 
 
 def parse_background(value) -> Background:
@@ -46,6 +50,35 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
+def _load_background_image(path) -> np.ndarray:
+    """The background image as RGB, or a sentence that names the background, not the footage."""
+    from PIL import Image
+
+    from .media import image_size, load_image_rgb
+
+    unreadable = InputRejected(
+        "The background image can't be read; export it again as a JPEG, PNG or WebP of at most "
+        f"{MAX_BACKGROUND_SIDE} pixels a side.",
+        field="background_image",
+        code="background_unreadable",
+    )
+    size = image_size(path)
+    if size is None:
+        raise unreadable
+    if max(size) > MAX_BACKGROUND_SIDE:
+        # Decoding a huge declared picture costs gigabytes before anything could refuse it.
+        raise InputRejected(
+            f"The background image is {size[0]} × {size[1]} pixels; background images must be at most "
+            f"{MAX_BACKGROUND_SIDE} pixels on each side.",
+            field="background_image",
+            code="background_too_big",
+        )
+    try:
+        return load_image_rgb(path)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise unreadable from None
+
+
 class BackgroundCompositor:
     """``apply(rgb) → rgb`` with the person kept and everything else replaced.
 
@@ -66,9 +99,7 @@ class BackgroundCompositor:
             plate = np.empty((self.height, self.width, 3), np.uint8)
             plate[:] = self.background
         else:
-            from .media import load_image_rgb
-
-            plate = _cover(load_image_rgb(self.background), self.width, self.height)
+            plate = _cover(_load_background_image(self.background), self.width, self.height)
         self._plate = plate.astype(np.float32)
         from mediapipe.python.solutions import selfie_segmentation
 

@@ -140,6 +140,42 @@ def photo_size_problem(size: int) -> str | None:
     return None
 
 
+def check_background_image(path: str | Path) -> str:
+    """The photo rules for a background image, read from its header; returns its extension.
+
+    Cheap enough for the web form: a 400-KB PNG that declares 30000 × 30000 pixels is refused
+    here, before any worker tries to decode it.
+    """
+    path = Path(path)
+    mime = media.sniff_type(path)
+    if mime not in PHOTO_TYPES:
+        raise InputRejected(
+            "The background must be a JPEG, PNG or WebP image.", field="background_image", code="unsupported_type"
+        )
+    size = path.stat().st_size
+    if size > MAX_PHOTO_BYTES:
+        raise InputRejected(
+            f"The background image is {_megabytes(size)} MB; background images must be 10 MB or smaller.",
+            field="background_image",
+            code="background_too_large",
+        )
+    dimensions = media.image_size(path)
+    if dimensions is None:
+        raise InputRejected(
+            "The background image can't be read; export it again as a JPEG, PNG or WebP.",
+            field="background_image",
+            code="background_unreadable",
+        )
+    if max(dimensions) > MAX_PHOTO_SIDE:
+        raise InputRejected(
+            f"The background image is {dimensions[0]} × {dimensions[1]} pixels; background images must be "
+            f"at most {MAX_PHOTO_SIDE} pixels on each side.",
+            field="background_image",
+            code="background_too_big",
+        )
+    return media.EXTENSION_FOR_TYPE[mime]
+
+
 def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0) -> PreflightReport:
     """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix."""
     path = Path(path)

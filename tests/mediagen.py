@@ -437,3 +437,22 @@ def mp4_facts(path: Path) -> dict:
         chunks = [f.to_ndarray().reshape(-1) for f in container.decode(container.streams.audio[0])]
     samples = np.concatenate(chunks).astype(np.float32)
     return {"fps": fps, "frames": frames, "video_seconds": frames / fps, "audio_rms": float(np.sqrt(np.mean(samples**2)))}
+
+
+def make_declared_png(path: str | Path, *, width: int, height: int) -> Path:
+    """A few-hundred-byte PNG whose header declares ``width`` × ``height`` pixels.
+
+    Its pixel data is a single compressed row, so only a decoder that trusts the header (and
+    allocates the whole picture) pays for the size.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    pixels = zlib.compress(b"\0" * (width + 1), 9)
+    path = Path(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path

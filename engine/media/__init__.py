@@ -18,7 +18,7 @@ from .sniff import (
     is_image_type,
     sniff_type,
 )
-from .stills import load_image_rgb, moov_before_mdat, write_poster, write_preview, write_still_video
+from .stills import image_size, load_image_rgb, moov_before_mdat, write_poster, write_preview, write_still_video
 from .writer import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter, even_size, rational_fps, standard_rate
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "frame_to_rgb",
     "is_image_type",
     "iter_video_frames",
+    "image_size",
     "load_image_rgb",
     "moov_before_mdat",
     "normalise_video",

@@ -4,6 +4,7 @@ faststart check that says a file plays before it has fully downloaded."""
 from __future__ import annotations
 
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -50,6 +51,34 @@ def write_still_video(
     with VideoWriter(dst, width=rgb.shape[1], height=rgb.shape[0], fps=rate, audio=audio, sample_rate=sample_rate) as w:
         for _ in range(count):
             w.write(frame)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the image's header, without decoding its pixels; None if unreadable.
+
+    A small file can declare an enormous picture; callers check this before decoding one.
+    Pillow's own ``open`` refuses such a header outright (a decompression-bomb guard) without
+    saying its size, so the format's header reader is called directly.
+    """
+    from PIL import Image
+
+    local_file(path)
+    Image.init()
+    with open(path, "rb") as handle:
+        prefix = handle.read(16)
+        for name, (factory, accepts) in Image.OPEN.items():
+            if accepts is None or not accepts(prefix):
+                continue
+            handle.seek(0)
+            try:
+                with factory(handle, os.fspath(path)) as img:
+                    width, height = img.size
+                    orientation = img.getexif().get(0x0112, 1)
+            except (OSError, ValueError, SyntaxError, struct.error):
+                continue
+            # EXIF orientations 5–8 turn the picture a quarter: its upright width is the stored height.
+            return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return None
 
 
 def load_image_rgb(path: str | os.PathLike, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:

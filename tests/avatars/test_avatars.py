@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from avatars.models import Avatar
-from tests import media_cache
+from tests import media_cache, mediagen
 from tests.base import BaseTestCase
 from tests.factories import ready_avatar
 
@@ -81,6 +81,19 @@ class AvatarCreateTestCase(AvatarTestCase):
         avatar = Avatar.objects.get()
         self.assertEqual(avatar.background_colour, "#10ff20")
         self.assertEqual(avatar.background_rgb, (16, 255, 32))
+
+    def test_it_refuses_a_background_image_over_the_photo_rules(self):
+        declared = mediagen.make_declared_png(Path(self.media_root).parent / "declared.png", width=12000, height=12000)
+        self.assertLess(declared.stat().st_size, 100_000)
+        response = self.create(media_cache.photo(), background="image", background_image=self.upload(declared))
+        self.assertContains(
+            response, "The background image is 12000 × 12000 pixels; background images must be at most 4000",
+            status_code=400,
+        )
+        self.assertFalse(Avatar.objects.exists())
+        big = self.upload(media_cache.big_photo())
+        response = self.create(media_cache.photo(), background="image", background_image=big)
+        self.assertContains(response, "background images must be 10 MB or smaller", status_code=400)
 
     def test_it_refuses_a_colour_that_is_not_hex(self):
         response = self.create(media_cache.photo(), background="colour", background_colour="rgb(1,2,3)")

@@ -30,3 +30,30 @@ def test_background_compositor(tmp_path):
     again = compositor.apply(picture)
     assert np.abs(again.astype(int) - out).mean() < 1.0
     compositor.close()
+
+
+def test_a_background_declaring_a_huge_picture_is_refused_by_name_before_decoding(tmp_path):
+    from engine.errors import InputRejected
+    from tests.mediagen import make_declared_png
+
+    huge = make_declared_png(tmp_path / "huge.png", width=30000, height=30000)
+    try:
+        BackgroundCompositor(huge, (640, 360))
+    except InputRejected as problem:
+        assert str(problem).startswith("The background image is 30000 × 30000 pixels")
+        assert problem.field == "background_image"
+    else:
+        raise AssertionError("a 30000 × 30000 background was accepted")
+
+
+def test_an_unreadable_background_is_named_as_the_background(tmp_path):
+    from engine.errors import InputRejected
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    try:
+        BackgroundCompositor(broken, (640, 360))
+    except InputRejected as problem:
+        assert "background image can't be read" in str(problem)
+    else:
+        raise AssertionError("a broken background was accepted")
