@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test bench install browser clean
+.PHONY: run test test-fast bench install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@
+
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 # Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
@@ -25,9 +30,14 @@ run: install
 	$(BIN)/python manage.py demo_user
 	$(BIN)/honcho start
 
-test: install browser
+# Every test: web, engine, integration through the real engine, scale-out and browser.
+test: install-dev browser
 	$(BIN)/python manage.py check
 	$(BIN)/python -m pytest
+
+# The quick tier while working: everything not marked slow.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
 	$(BIN)/python -m engine bench

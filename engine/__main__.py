@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import EngineError, InputRejected
+from .timeline import LOOP_MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 
@@ -393,7 +394,7 @@ def _add_render(commands) -> None:
     parser.add_argument("--audio", type=Path, help="a voice track (WAV/MP3/M4A/…)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="MP4 to write")
     parser.add_argument("--poster", type=Path, help="poster JPEG (default: next to the output)")
-    parser.add_argument("--loop", default="reverse", choices=("reverse", "forward", "circle", "custom"),
+    parser.add_argument("--loop", default="reverse", choices=LOOP_MODES,
                         help="how the footage continues when the speech is longer (default reverse)")
     parser.add_argument("--start", type=float, help="custom loop: segment start (seconds)")
     parser.add_argument("--end", type=float, help="custom loop: segment end (seconds)")
@@ -451,7 +452,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench(commands) -> None:
-    parser = commands.add_parser("bench", help="render speed and memory against DESIGN.md's targets")
+    parser = commands.add_parser(
+        "bench", help="render speed and memory against the product's targets (docs/quality.md)"
+    )
     parser.add_argument("--long", action="store_true", help="also the 5-minute 1080p render memory check")
     parser.add_argument("-o", "--output", type=Path, default=Path("var/bench/bench.json"),
                         help="JSON to write (default var/bench/bench.json)")

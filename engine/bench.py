@@ -189,14 +189,9 @@ def _phase_prepare(params: dict) -> dict:
 
 def _background_sequence(n_source: int, n_out: int, fps: float):
     """The render's background index sequence (reverse loop), from the engine itself."""
-    try:
-        from .timeline import background_indices
+    from .timeline import background_indices
 
-        return list(background_indices(n_source, n_out, loop_mode="reverse", fps=fps))
-    except ImportError:
-        from .timeline import frame_index_sequence
-
-        return list(frame_index_sequence(n_source, n_out, "reverse"))
+    return list(background_indices(n_source, n_out, loop_mode="reverse", fps=fps))
 
 
 def _phase_reencode(params: dict) -> dict:

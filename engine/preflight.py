@@ -1,6 +1,6 @@
 """Pre-flight checks for avatar sources, before any heavy work.
 
-The rules are the providers' (seeds/000 A2E, seeds/003 Tencent): MP4/MOV video of 10 s–5 min,
+The rules are the ones A2E and Tencent document for avatar footage: MP4/MOV video of 10 s–5 min,
 at most 4K, 15–60 fps; or a JPEG/PNG/WebP photo of at most 10 MB and 4000 px a side; in both,
 exactly one face, 1/10–1/3 of the frame width, roughly frontal.
 

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.http import HttpRequest
+from django.utils.cache import patch_cache_control
 
 from studio.models import Membership
 
@@ -30,3 +32,20 @@ class CurrentTeamMiddleware:
                 request.membership = membership
                 request.team = membership.team
         return self.get_response(request)
+
+
+class PrivateResponsesMiddleware:
+    """What a signed-in person sees is theirs: no shared cache may keep it.
+
+    Also sets the Permissions-Policy: the studio uses no camera, microphone or location.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        response = self.get_response(request)
+        if request.user.is_authenticated:
+            patch_cache_control(response, private=True)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response

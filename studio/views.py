@@ -1,3 +1,7 @@
+import math
+from datetime import timedelta
+
+from axes.helpers import get_cool_off, get_failure_limit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -30,7 +34,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             email=form.cleaned_data.get("email", ""),
             password=form.cleaned_data["password1"],
         )
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome! Start by creating your first avatar.")
         return redirect("avatars:create")
     return render(request, "registration/signup.html", {"form": form})
@@ -150,3 +154,13 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("home")
     already = Membership.objects.filter(team=invitation.team, user=request.user).first()
     return render(request, "studio/invitation.html", {"invitation": invitation, "already": already})
+
+
+def login_locked_out(request: HttpRequest, response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
+    """What a locked-out login sees (django-axes calls this on the studio and admin logins)."""
+    cool_off = get_cool_off(request) or timedelta(0)
+    minutes = max(1, math.ceil(cool_off.total_seconds() / 60))
+    context = {"minutes": minutes, "failure_limit": get_failure_limit(request, credentials)}
+    locked = render(request, "registration/locked_out.html", context, status=429)
+    locked["Retry-After"] = str(int(cool_off.total_seconds()))
+    return locked

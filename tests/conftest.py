@@ -8,6 +8,11 @@ from celery.contrib.testing.worker import start_worker
 from moto.server import ThreadedMotoServer
 
 from studio.celery import app as celery_app
+from tests import media_cache
+
+
+def pytest_sessionfinish(session, exitstatus):
+    media_cache.cleanup()
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 
 from engine.__main__ import _intervals, main
 from engine.errors import InputRejected
-from tests import mediagen
+from tests import media_cache, mediagen
 
 TEXT = "Hello there. This avatar was prepared and rendered from the command line."
 
@@ -29,7 +29,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def video_avatar(root) -> Path:
-    source = mediagen.make_talking_video(root / "talk.mp4", seconds=12.0)
+    source = media_cache.talking_video(12.0)
     assert main(["prepare", str(source), "-o", str(root / "avatar")]) == 0
     return root / "avatar"
 
@@ -112,6 +112,7 @@ def test_render_a_photo_avatar(tmp_path):
     assert _video_seconds(out) > 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -135,6 +136,7 @@ def test_render_refuses_a_folder_that_is_not_an_avatar(tmp_path, capsys):
     assert "not a prepared avatar" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_render_refuses_a_silent_voice_track(video_avatar, root, capsys):
     silent = mediagen.make_audio(root / "silent.wav", seconds=3.0, silent=True)
     out = root / "silent.mp4"

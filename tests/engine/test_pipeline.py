@@ -15,7 +15,7 @@ from skimage import data
 from engine import media, pipeline, speech
 from engine.errors import Cancelled
 from engine.pipeline import RenderRequest, prepare_avatar, render
-from tests import mediagen
+from tests import media_cache, mediagen
 
 TEXT = "Hello, and welcome. This avatar was rendered by the local engine, from a typed script."
 
@@ -27,7 +27,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def video_avatar(root) -> pipeline.PreparedAvatar:
-    source = mediagen.make_talking_video(root / "talk.mp4", seconds=12.0)
+    source = media_cache.talking_video(12.0)
     return prepare_avatar(kind="video", source=source, workdir=root / "video-avatar")
 
 
@@ -45,6 +45,7 @@ def spoken_seconds() -> float:
 # -- preparation ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_prepares_a_video_avatar(video_avatar):
     prepared = video_avatar
     info = media.probe_in_process(prepared.media_path)
@@ -57,6 +58,7 @@ def test_prepares_a_video_avatar(video_avatar):
     assert media.probe_in_process(prepared.preview_path).duration == pytest.approx(3.0, abs=0.1)
 
 
+@pytest.mark.slow
 def test_video_preview_comes_first_and_fast(root):
     source = mediagen.make_talking_video(root / "quick.mp4", seconds=10.0, size=(1280, 720))
     events: list[tuple[str, float, float]] = []
@@ -101,6 +103,7 @@ def test_cancelled_preparation_leaves_nothing(root):
     assert list((root / "cancelled").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
     source = mediagen.make_speaking_video(root / "cancel-tracking.mp4", seconds=6.0)
     tracking: list[float] = []
@@ -119,6 +122,7 @@ def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
     assert not left & {"tracking", "recording", "own-speech"}
 
 
+@pytest.mark.slow
 def test_a_cancel_while_waiting_for_the_footages_speech_stops_its_recognition(root):
     from engine.lipsync import OwnSpeech
 
@@ -136,6 +140,7 @@ def test_a_cancel_while_waiting_for_the_footages_speech_stops_its_recognition(ro
 # -- renders --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_renders_a_video_avatar_from_text(root, video_avatar, spoken_seconds):
     events: list[tuple[str, float]] = []
     result = render(
@@ -195,6 +200,7 @@ def test_renders_a_colour_background(root, photo_avatar):
     assert np.abs(frame[face].astype(int) - photo[face]).mean() < 6
 
 
+@pytest.mark.slow
 def test_cancel_removes_the_partial_output(root, video_avatar):
     calls = {"n": 0}
 

@@ -12,7 +12,7 @@ from skimage import data
 
 from engine import media
 from engine.preflight import PreflightReport, check_avatar_source
-from tests import mediagen
+from tests import media_cache, mediagen
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def video(root) -> Path:
-    return mediagen.make_talking_video(root / "talk.mp4", seconds=12.0)
+    return media_cache.talking_video(12.0)
 
 
 def _messages(report: PreflightReport) -> list[str]:
@@ -75,6 +75,7 @@ def test_refuses_two_faces_in_a_photo(root):
     assert _messages(report) == ["We found 2 faces; an avatar needs exactly one person in the frame."]
 
 
+@pytest.mark.slow
 def test_refuses_two_faces_in_a_video(root):
     report = check_avatar_source(mediagen.make_talking_video(root / "two.mp4", seconds=10.5, faces=2))
     assert _messages(report) == ["We found 2 faces; an avatar needs exactly one person in the frame."]

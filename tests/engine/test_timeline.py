@@ -123,6 +123,7 @@ def test_an_output_frame_rate_above_the_footage_repeats_frames(root, coded_foota
     assert codes[:6] == [0, 0, 1, 1, 2, 2] and codes[38:42] == [19, 19, 0, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode, start, end, seams",
     [
@@ -183,6 +184,7 @@ def test_good_options_pass():
     assert intervals == [(1.0, 2.0), (3.0, 4.0), (5.0, 6.0), (7.0, 8.0), (9.0, 10.0)]
 
 
+@pytest.mark.slow
 def test_render_refuses_a_short_custom_segment_before_any_work(root, slow_coded_footage):
     with pytest.raises(InputRejected) as caught:
         render(RenderRequest(avatar_kind="video", avatar_media=slow_coded_footage, output=root / "never.mp4",

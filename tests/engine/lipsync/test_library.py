@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from skimage import data
 
 from engine import media
@@ -11,6 +12,9 @@ from engine.lipsync import LIBRARY_SUFFIX, Library, build_library
 from engine.lipsync.library import KEPT_POSITION
 from tests import mediagen
 from tests.engine.lipsync.helpers import decoded_rgb
+
+# Each builds or renders a real mouth library: the engine end to end.
+pytestmark = pytest.mark.slow
 
 
 def test_library_of_a_speaking_video(library, speaking):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine import speech, visemes
 from engine.lipsync import Library, model_inputs, predict_state
 from engine.lipsync.mouth_model import fit_model
+
+# Each builds or renders a real mouth library: the engine end to end.
+pytestmark = pytest.mark.slow
 
 
 def test_the_mouth_model_hears_the_sound_and_still_reads_older_libraries(library, speaking):

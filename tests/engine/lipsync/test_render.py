@@ -11,6 +11,9 @@ from engine.face import FaceTracker, face_mesh, mouth_aperture
 from engine.pipeline import RenderRequest, prepare_avatar, render
 from tests.engine.lipsync.helpers import NEW_SCRIPT, decoded_rgb, trajectory_for
 
+# Each builds or renders a real mouth library: the engine end to end.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def prepared(root, speaking):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from engine import media
 from engine.face import FaceTracker, mouth_aperture
@@ -11,6 +12,9 @@ from engine.lipsync import Library, build_library, synthesize_frames
 from engine.timeline import background_indices
 from tests import mediagen
 from tests.engine.lipsync.helpers import NEW_SCRIPT, PBM_SCRIPT, decoded_rgb, trajectory_for
+
+# Each builds or renders a real mouth library: the engine end to end.
+pytestmark = pytest.mark.slow
 
 
 def test_every_p_b_m_gets_a_closed_mouth(library, speaking):

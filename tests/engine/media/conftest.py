@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from tests import mediagen
+from tests import media_cache, mediagen
 from tests.engine.media.helpers import encode_video
 
 
@@ -17,7 +17,7 @@ from tests.engine.media.helpers import encode_video
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
     out = {
-        "mp4": mediagen.make_talking_video(root / "talk.mp4", seconds=12.0),
+        "mp4": media_cache.talking_video(12.0),
         "png": mediagen.make_photo(root / "a.png", fmt="png"),
         "jpg": mediagen.make_photo(root / "a.jpg", fmt="jpg"),
         "webp": mediagen.make_photo(root / "a.webp", fmt="webp"),

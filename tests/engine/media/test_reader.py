@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from skimage import data
 
 from engine import media
@@ -14,6 +15,7 @@ def _digest(rgb: np.ndarray) -> str:
     return hashlib.sha1(rgb.tobytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_reverse_and_jumping_access_match_sequential_decoding(files):
     sequential = [_digest(f) for f in media.iter_video_frames(files["mp4"])]
     assert len(sequential) == 300

@@ -1,4 +1,4 @@
-"""engine.face with the real MediaPipe models on scikit-image's pictures."""
+"""engine.face.detection with the real MediaPipe models on scikit-image's pictures."""
 
 from __future__ import annotations
 
@@ -93,69 +93,3 @@ def test_finds_a_face_too_small_for_the_whole_frame_pass():
     assert len(faces) == 1
     assert faces[0].width == pytest.approx(0.203 * 512 / 1600, abs=0.01)
     assert faces[0].x == pytest.approx((544 + 0.339 * 512) / 1600, abs=0.01)
-
-
-# -- FaceMesh, tracking, mouth measures ---------------------------------------------------------
-
-from PIL import Image  # noqa: E402
-
-from engine import face as face_module  # noqa: E402
-from engine.errors import InputRejected  # noqa: E402
-
-
-def test_face_mesh_gives_478_points_per_face_largest_first():
-    small = np.asarray(Image.fromarray(data.astronaut()).resize((300, 300)))
-    pair = np.full((512, 820, 3), 128, np.uint8)
-    pair[:, :512] = data.astronaut()
-    pair[212:, 520:820] = small
-    faces = face_module.face_mesh(pair, static=True)
-    assert len(faces) == 2
-    assert all(f.shape == (478, 2) and f.dtype == np.float32 for f in faces)
-    assert faces[0][:, 0].mean() < 512 < faces[1][:, 0].mean()  # the bigger (left) one first
-    assert face_module.face_mesh(data.coffee(), static=True) == []
-    assert len(face_module.LIP_INDICES) == 40 and len(set(face_module.LIP_INDICES.tolist())) == 40
-
-
-def test_mouth_aperture_and_inter_ocular():
-    from tests.mediagen import animate_mouth
-
-    closed = face_module.face_mesh(animate_mouth(data.astronaut(), jaw=0.0, closure=1.0), static=True)[0]
-    wide = face_module.face_mesh(animate_mouth(data.astronaut(), jaw=0.9), static=True)[0]
-    assert face_module.mouth_aperture(closed) < 0.03 < 0.15 < face_module.mouth_aperture(wide)
-    # her outer eye corners are ~60 px apart in the 512-pixel picture
-    assert 50 < face_module.inter_ocular(closed) < 70
-    shifted = closed * 2 + 10
-    assert face_module.mouth_aperture(shifted) == pytest.approx(face_module.mouth_aperture(closed), rel=1e-5)
-
-
-def test_similarity_transform_round_trip():
-    rng = np.random.default_rng(1)
-    points = rng.uniform(0, 100, (20, 2)).astype(np.float32)
-    angle, scale = 0.3, 1.7
-    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    moved = points @ rotation.T + (5, -8)
-    m = face_module.similarity_transform(points, moved)
-    assert np.abs(face_module.apply_transform(m, points) - moved).max() < 1e-3
-    back = face_module.apply_transform(face_module.invert_transform(m), moved)
-    assert np.abs(back - points).max() < 1e-3
-
-
-def test_tracker_follows_the_face_from_rgb_and_from_yuv_alike():
-    import av
-
-    frame = np.ascontiguousarray(data.astronaut())
-    yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
-    with face_module.FaceTracker() as from_rgb, face_module.FaceTracker() as from_yuv:
-        for _ in range(3):
-            a = from_rgb.track(frame)
-            b = from_yuv.track_regions(face_module.YuvRegions(yuv))
-    assert a.shape == (478, 2) and b.shape == (478, 3)
-    assert np.abs(a - b[:, :2]).mean() < 2.0
-    with face_module.FaceTracker() as tracker:
-        assert tracker.track(data.coffee()) is None
-
-
-def test_a_reference_photo_without_a_face_is_refused():
-    with pytest.raises(InputRejected) as caught:
-        face_module.FaceTracker(reference=data.coffee())
-    assert caught.value.code == "reference_no_face"
