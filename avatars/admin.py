@@ -27,7 +27,7 @@ class AvatarAdmin(admin.ModelAdmin):
     @admin.display(description="pre-flight report")
     def preflight_report(self, avatar: Avatar) -> str:
         listed = format_html_join("", "<li>{}</li>", ((p["message"],) for p in avatar.problems))
-        return format_html("<ul>{}</ul><pre style='white-space:pre-wrap'>{}</pre>", listed, json.dumps(avatar.preflight, indent=2))
+        return format_html('<ul>{}</ul><pre class="admin-report">{}</pre>', listed, json.dumps(avatar.preflight, indent=2))
 
     @admin.display(description="poster")
     def poster_image(self, avatar: Avatar) -> str:

@@ -3,7 +3,7 @@ from django import forms
 from avatars.models import Avatar, validate_avatar_name, validate_hex_colour
 from engine import preflight
 from engine.errors import InputRejected
-from studio.uploads import local_path
+from studio.uploads import local_path, report_oversize
 
 
 class AvatarForm(forms.Form):
@@ -62,8 +62,7 @@ class AvatarForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if self.oversize_field:
-            self.add_error(self.oversize_field, "This file is too large to upload here; videos must be under 2 GB.")
+        report_oversize(self, self.oversize_field)
         source = cleaned.get("source")
         if source:
             try:

@@ -6,7 +6,7 @@ from avatars.models import Avatar
 from engine import speech, timeline
 from engine.errors import InputRejected
 from renders.models import Render
-from studio.uploads import local_path
+from studio.uploads import local_path, report_oversize
 
 
 INTERVAL_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)$")
@@ -35,18 +35,36 @@ def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     return list(groups.items())
 
 
+# What a new render speaks with until the creator picks a voice: one matching the avatar.
+DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
+
+
+class AvatarSelect(forms.Select):
+    """Each avatar option carries its default voice, so the voice picker can follow the avatar."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        avatar = getattr(value, "instance", None)
+        if avatar is not None:
+            option["attrs"]["data-voice"] = DEFAULT_VOICES[avatar.gender]
+        return option
+
+
 class RenderForm(forms.Form):
-    avatar = forms.ModelChoiceField(queryset=Avatar.objects.none(), empty_label=None)
+    avatar = forms.ModelChoiceField(queryset=Avatar.objects.none(), empty_label=None, widget=AvatarSelect)
     title = forms.CharField(
         max_length=120, error_messages={"required": "Give the video a title so you can find it later."}
     )
     driver = forms.ChoiceField(
         choices=Render.Driver.choices, initial=Render.Driver.TEXT, widget=forms.RadioSelect
     )
+    # No maxlength: the limit counts the words spoken, not SSML markup, and a browser cutting a
+    # long paste short would lose text silently. A live counter shows the same count instead.
     script = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "maxlength": 4000}),
-        help_text="4 to 2,000 characters. SSML such as <break time=\"500ms\"/> works inside <speak>…</speak>.",
+        widget=forms.Textarea(attrs={"rows": 6, "data-max-chars": speech.SCRIPT_MAX_CHARS}),
+        help_text=f"{speech.SCRIPT_MIN_CHARS} to {speech.SCRIPT_MAX_CHARS:,} characters. SSML such as "
+        '<break time="500ms"/> works inside <speak>…</speak>.',
     )
     voice = forms.ChoiceField(required=False, choices=())
     speed = forms.FloatField(
@@ -84,8 +102,9 @@ class RenderForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "0-1.5, 12-14"}),
     )
 
-    def __init__(self, *args, team, **kwargs):
+    def __init__(self, *args, team, oversize_field: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.oversize_field = oversize_field
         self.fields["avatar"].queryset = Avatar.objects.filter(
             team=team, status=Avatar.Status.READY
         ).order_by("name")
@@ -94,6 +113,9 @@ class RenderForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        if self.oversize_field:
+            report_oversize(self, self.oversize_field)
+            return cleaned
         if cleaned.get("driver") == Render.Driver.TEXT:
             self._clean_speech(cleaned)
         self._clean_loop(cleaned)

@@ -9,17 +9,17 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget
 
 from avatars.models import Avatar
 from engine import speech
 from renders import services
-from renders.forms import RenderForm
+from renders.forms import DEFAULT_VOICES, RenderForm
 from renders.models import Render
 from studio.access import require_editor, team_object_or_404
 
 STATUS_PARTIAL = "renders/render_detail.html#status"
-DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
+LIVE_PARTIAL = "renders/render_detail.html#live"
 LIST_PAGE_SIZE = 60
 
 
@@ -36,7 +36,13 @@ def render_create(request: HttpRequest) -> HttpResponse:
     chosen = Avatar.objects.filter(team=request.team, pk=_uuid_or_none(request.GET.get("avatar"))).first()
     if chosen is not None:
         initial.update(avatar=chosen.pk, voice=DEFAULT_VOICES[chosen.gender])
-    form = RenderForm(request.POST or None, request.FILES or None, team=request.team, initial=initial)
+    form = RenderForm(
+        request.POST or None,
+        request.FILES or None,
+        team=request.team,
+        initial=initial,
+        oversize_field=getattr(request, "oversize_upload", None),
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         new = services.render_create(
@@ -76,12 +82,17 @@ def render_detail(request: HttpRequest, render_id) -> HttpResponse:
     job = team_object_or_404(request, Render, render_id)
     context = {"render": job}
     if request.htmx:
-        response = render(request, STATUS_PARTIAL, context)
-        if job.is_terminal:
-            response.status_code = HTMX_STOP_POLLING
-        return response
+        return _status_update(request, job, context)
     context["events"] = job.events.all()
     return render(request, "renders/render_detail.html", context)
+
+
+def _status_update(request: HttpRequest, job: Render, context: dict) -> HttpResponse:
+    """While the job runs, only the live part; once it ends, the whole card, and no more polls."""
+    if not job.is_terminal:
+        return render(request, LIVE_PARTIAL, context)
+    response = render(request, STATUS_PARTIAL, context, status=HTMX_STOP_POLLING)
+    return reswap(retarget(response, "#render-status"), "outerHTML")
 
 
 @login_required

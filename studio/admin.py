@@ -8,13 +8,13 @@ def video_player(field) -> str:
     """A playable <video> for a stored file, for read-only admin fields."""
     if not field:
         return "—"
-    return format_html('<video src="{}" controls preload="metadata" style="max-width:480px"></video>', field.url)
+    return format_html('<video class="admin-video" src="{}" controls preload="metadata"></video>', field.url)
 
 
 def image_preview(field) -> str:
     if not field:
         return "—"
-    return format_html('<img src="{}" style="max-height:120px;border-radius:4px">', field.url)
+    return format_html('<img class="admin-image" src="{}" alt="">', field.url)
 
 
 class MembershipInline(admin.TabularInline):

@@ -27,6 +27,7 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "1")
+DEBUG_TECHNICAL_404 = envbool("DEBUG_TECHNICAL_404", "0")
 # Outside DEBUG a missing SECRET_KEY must stop the start-up, not fall back to a known value
 # and not start a server that then fails every request.
 SECRET_KEY = os.getenv("SECRET_KEY") or ("dev-only-insecure-key" if DEBUG else "")
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "studio.middleware.CurrentTeamMiddleware",
     "studio.middleware.PrivateResponsesMiddleware",
+    "studio.middleware.StudioNotFoundMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as its documentation asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -247,6 +249,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    # django-axes logs every sign-in at INFO; failures and lockouts still show as warnings.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 # Mail (team invitations). Without EMAIL_HOST nothing is sent: owners pass the link on themselves.
 EMAIL_HOST = os.getenv("EMAIL_HOST", "")

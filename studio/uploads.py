@@ -27,6 +27,21 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
         return super().receive_data_chunk(raw_data, start)
 
 
+def oversize_message() -> str:
+    """What a creator reads when an upload was stopped at the studio's configured limit."""
+    limit = settings.AVATAR_MAX_UPLOAD_BYTES
+    gigabytes = limit / 1024**3
+    shown = f"{gigabytes:g} GB" if gigabytes >= 1 else f"{limit / 1024**2:g} MB"
+    return f"This file is larger than {shown}, the most this studio accepts in one upload; choose a smaller file."
+
+
+def report_oversize(form, field: str | None) -> None:
+    """Replace the "choose a file" error of a field whose upload was stopped by the size limit."""
+    if field:
+        form.errors.pop(field, None)
+        form.add_error(field, oversize_message())
+
+
 @contextmanager
 def local_path(upload: UploadedFile) -> Iterator[Path]:
     """A path to the upload's bytes on disk (the engine sniffs and probes by path)."""

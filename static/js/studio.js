@@ -62,4 +62,41 @@ document.addEventListener("DOMContentLoaded", () => {
       player.play();
     });
   }
+
+  // Inline handlers are refused by the Content-Security-Policy; these replace them.
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => { if (!confirm(form.dataset.confirm)) e.preventDefault(); });
+  }
+  for (const select of document.querySelectorAll("select[data-submit-on-change]")) {
+    select.addEventListener("change", () => select.form.requestSubmit());
+  }
+
+  // The script's length as the server counts it: spoken text, SSML tags not included.
+  for (const area of document.querySelectorAll("textarea[data-max-chars]")) {
+    const limit = Number(area.dataset.maxChars);
+    const counter = document.createElement("p");
+    counter.className = "help script-counter";
+    counter.setAttribute("aria-live", "polite");
+    area.insertAdjacentElement("afterend", counter);
+    const update = () => {
+      const text = /^\s*(<\?xml[^>]*\?>\s*)?<speak[\s>/]/i.test(area.value) ? area.value.replace(/<[^>]*>/g, "") : area.value;
+      const count = [...text.replace(/\s+/g, " ").trim()].length;
+      counter.textContent = `${count.toLocaleString()} / ${limit.toLocaleString()} characters`;
+      counter.classList.toggle("over", count > limit);
+    };
+    area.addEventListener("input", update);
+    update();
+  }
+
+  // The voice follows the chosen avatar until the creator picks one themselves.
+  const avatarSelect = document.getElementById("id_avatar");
+  const voiceSelect = document.getElementById("id_voice");
+  if (avatarSelect && voiceSelect) {
+    let chosenByHand = false;
+    voiceSelect.addEventListener("change", () => { chosenByHand = true; });
+    avatarSelect.addEventListener("change", () => {
+      const voice = avatarSelect.selectedOptions[0]?.dataset.voice;
+      if (voice && !chosenByHand) voiceSelect.value = voice;
+    });
+  }
 });

@@ -97,7 +97,7 @@ class RenderFormTestCase(RenderTestCase):
     def test_it_preselects_the_avatar_and_a_matching_voice(self):
         self.login(self.alice)
         response = self.client.get(f"/renders/new/?avatar={self.avatar.pk}")
-        self.assertContains(response, f'<option value="{self.avatar.pk}" selected>')
+        self.assertContains(response, f'<option value="{self.avatar.pk}" selected data-voice="en-us+f3">')
         self.assertContains(response, '<option value="en-us+f3" selected>')
 
     def test_it_ignores_a_malformed_avatar_id(self):
@@ -136,16 +136,25 @@ class RenderOptionsTestCase(RenderTestCase):
 
 
 class RenderJobTestCase(RenderTestCase):
-    def test_the_partial_polls_while_queued_and_stops_at_the_end(self):
+    def test_the_poll_replaces_only_the_live_part_and_stops_at_the_end(self):
         self.post_render()
         job = Render.objects.get()
-        response = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
-        self.assertEqual(response.status_code, 200)
-        self.assertContains(response, 'hx-trigger="every 1s"')
+        page = self.client.get(f"/renders/{job.pk}/")
+        self.assertContains(page, 'id="render-live" hx-get="/renders/')
+        self.assertContains(page, 'hx-trigger="every 1s" hx-swap="innerHTML"')
+        poll = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertEqual(poll.status_code, 200)
+        self.assertContains(poll, "Waiting for a free worker")
+        self.assertContains(poll, '<progress class="progress" max="100" value="0" aria-labelledby="render-stage"')
+        # The Cancel button sits outside the swapped part, so keyboard focus survives each poll.
+        self.assertNotContains(poll, "Cancel")
+        self.assertNotContains(poll, "<section")
         self.client.post(f"/renders/{job.pk}/cancel/")
-        response = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
-        self.assertEqual(response.status_code, 286)
-        self.assertNotContains(response, "hx-trigger", status_code=286)
+        done = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertEqual(done.status_code, 286)
+        self.assertEqual((done["HX-Retarget"], done["HX-Reswap"]), ("#render-status", "outerHTML"))
+        self.assertContains(done, '<section id="render-status"', status_code=286)
+        self.assertNotContains(done, "hx-trigger", status_code=286)
 
     def test_cancel_then_retry_queues_it_again(self):
         self.post_render()
