@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast bench install install-dev browser clean
+.PHONY: run test test-fast bench load install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-fast: install-dev
 
 bench: install
 	$(BIN)/python -m engine bench
+
+# The status page at 100 polls/s under gunicorn while a render runs; writes docs/performance.md.
+load: install
+	VAR_DIR=$(CURDIR)/var/load $(BIN)/python manage.py load
 
 clean:
 	rm -rf var/test var/test.sqlite3 .pytest_cache

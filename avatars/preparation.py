@@ -21,7 +21,7 @@ from studio.jobs import (
     job_scratch,
     job_update,
 )
-from studio.storage import delete_quietly, download, upload
+from studio.storage import delete_quietly, download, removed_on_failure, upload
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,11 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
         "preview": (prepared.preview_path, "preview.mp4"),
         "library": (prepared.library_path, "library.npz"),
     }
-    try:
+    with removed_on_failure() as written:
         for field, (path, name) in outputs.items():
             if path:
                 stored[field] = upload(path, f"{avatar.key_prefix}{name}")
+                written.append(stored[field])
         old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library) if f]
         finished = job_update(
             Avatar,
@@ -145,7 +146,4 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
             duration=prepared.duration,
             finished_at=timezone.now(),
         )
-    except BaseException:
-        delete_quietly(list(stored.values()))
-        raise
-    delete_quietly(old if finished else list(stored.values()))
+    delete_quietly(old if finished else written)

@@ -11,7 +11,7 @@ from avatars.models import Avatar
 from engine import media, preflight
 from engine.errors import InputRejected
 from studio.models import Team
-from studio.storage import delete_quietly, upload
+from studio.storage import delete_quietly, removed_on_failure, upload
 from studio.uploads import local_path
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ def avatar_create(
         background=background,
         background_colour=background_colour if background == Avatar.Background.COLOUR else "",
     )
-    written: list[str] = []
-    try:
+    with removed_on_failure() as written:
         with local_path(source) as source_path:
             written.append(upload(source_path, f"{avatar.key_prefix}source.{extension}"))
         avatar.source.name = written[-1]
@@ -67,9 +66,6 @@ def avatar_create(
             avatar.full_clean(exclude=["source", "background_image"])
             avatar.save(force_insert=True)
             transaction.on_commit(lambda: avatar_prepare_enqueue(avatar.pk))
-    except BaseException:
-        delete_quietly(written)
-        raise
     return avatar
 
 

@@ -15,7 +15,6 @@ from typing import Union
 import numpy as np
 
 from .errors import InputRejected
-from .preflight import MAX_PHOTO_SIDE as MAX_BACKGROUND_SIDE
 
 Background = Union[None, tuple[int, int, int], str, os.PathLike]
 
@@ -51,32 +50,25 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _load_background_image(path) -> np.ndarray:
-    """The background image as RGB, or a sentence that names the background, not the footage."""
+    """The background image as RGB, or a sentence that names the background, not the footage.
+
+    The upload rules are checked again here, from the header: a huge declared picture would
+    cost gigabytes to decode before anything could refuse it.
+    """
     from PIL import Image
 
-    from .media import image_size, load_image_rgb
+    from .media import load_image_rgb
+    from .preflight import check_background_image
 
-    unreadable = InputRejected(
-        "The background image can't be read; export it again as a JPEG, PNG or WebP of at most "
-        f"{MAX_BACKGROUND_SIDE} pixels a side.",
-        field="background_image",
-        code="background_unreadable",
-    )
-    size = image_size(path)
-    if size is None:
-        raise unreadable
-    if max(size) > MAX_BACKGROUND_SIDE:
-        # Decoding a huge declared picture costs gigabytes before anything could refuse it.
-        raise InputRejected(
-            f"The background image is {size[0]} × {size[1]} pixels; background images must be at most "
-            f"{MAX_BACKGROUND_SIDE} pixels on each side.",
-            field="background_image",
-            code="background_too_big",
-        )
+    check_background_image(path)
     try:
         return load_image_rgb(path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise unreadable from None
+        raise InputRejected(
+            "The background image can't be read; export it again as a JPEG, PNG or WebP.",
+            field="background_image",
+            code="background_unreadable",
+        ) from None
 
 
 class BackgroundCompositor:

@@ -10,7 +10,7 @@ from engine import speech
 from engine.speech import VoiceTrack
 from renders.models import Render, RenderEvent
 from studio.models import Team
-from studio.storage import delete_quietly, upload
+from studio.storage import delete_quietly, removed_on_failure, upload
 from studio.uploads import local_path
 
 
@@ -46,8 +46,7 @@ def render_create(
     )
     if driver == Render.Driver.TEXT:
         render.script, render.voice, render.speed, render.volume = script, voice, speed, volume
-    written: list[str] = []
-    try:
+    with removed_on_failure() as written:
         if driver == Render.Driver.AUDIO:
             with local_path(audio) as path:
                 # The form's check of this very file; the API and tests may skip the form.
@@ -59,9 +58,6 @@ def render_create(
             render.save(force_insert=True)
             RenderEvent.objects.create(render=render, kind="queued")
             transaction.on_commit(lambda: render_run_enqueue(render.pk))
-    except BaseException:
-        delete_quietly(written)
-        raise
     return render
 
 

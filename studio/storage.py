@@ -6,7 +6,9 @@ inputs down and its outputs up, even when storage happens to be a local folder.
 
 import logging
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from django.conf import settings
 from django.core.files import File
@@ -53,3 +55,18 @@ def delete_quietly(names: list[str]) -> None:
             default_storage.delete(name)
         except Exception:  # storage outages must not resurrect a deleted row
             log.exception("could not delete stored file %s", name)
+
+
+@contextmanager
+def removed_on_failure() -> Iterator[list[str]]:
+    """Collect the keys a block stores; if the block fails, remove them again.
+
+    Files are written before the rows that point at them commit, so a failure in between must
+    not leave orphans in storage.
+    """
+    written: list[str] = []
+    try:
+        yield written
+    except BaseException:
+        delete_quietly(written)
+        raise

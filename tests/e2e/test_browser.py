@@ -1,7 +1,6 @@
 """A creator's first session, in headless Chromium against a live server and a real worker."""
 
 import os
-import re
 import shutil
 
 import pytest
@@ -32,6 +31,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Every Content-Security-Policy violation a page reports, kept where the test can read it.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+SHOTS = os.environ.get("STUDIO_SCREENSHOTS")  # a folder to keep the screenshots in, to look at
+
+
 @pytest.fixture
 def browser_page():
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
@@ -39,9 +48,24 @@ def browser_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(RECORD_CSP_VIOLATIONS)
+        page.console_errors = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
         yield page
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def assert_policy_kept(page, where: str) -> None:
+    violations = page.evaluate("window.__cspViolations")
+    csp_errors = [text for text in page.console_errors if "Content Security Policy" in text]
+    assert not violations and not csp_errors, f"{where}: {violations} {csp_errors}"
+
+
+def screenshot(page, tmp_path, name: str) -> None:
+    folder = SHOTS or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
 
 @pytest.mark.slow
@@ -52,46 +76,73 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     page.goto(f"{live_server.url}/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "correct horse battery")
+    assert_policy_kept(page, "login")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="No avatars yet")).to_be_visible()
+    assert_policy_kept(page, "empty avatar list")
 
     page.click("text=Create your first avatar")
     page.set_input_files("#id_source", str(media_cache.photo("astronaut", "png")))
     page.fill("#id_name", "Astronaut")
     page.check("input[name=gender][value=female]")
     page.check("#id_consent")
+    assert_policy_kept(page, "avatar form")
     page.click("#avatar-form button[type=submit]")
     expect(page.locator("#avatar-status .badge")).to_have_text("Ready", timeout=90_000)
-    page.screenshot(path=str(tmp_path / "avatar.png"), full_page=True)
+    assert_policy_kept(page, "avatar page")
+    screenshot(page, tmp_path, "avatar")
 
     page.click("text=Render a video")
     page.fill("#id_title", "Hello from the browser")
     page.fill("#id_script", SCRIPT)
+    expect(page.locator(".script-counter")).to_have_text(f"{len(SCRIPT):,} / 2,000 characters")
+    assert_policy_kept(page, "render form")
+    screenshot(page, tmp_path, "render-form")
     page.click("#render-form button[type=submit]")
 
-    expect(page.locator("#render-status .progress")).to_be_visible(timeout=30_000)
-    widths = set()
+    expect(page.locator("#render-status progress")).to_be_visible(timeout=30_000)
+    cancel = page.get_by_role("button", name="Cancel")
+    cancel.focus()
+    values = set()
     for _ in range(480):
         state = page.evaluate(
             """() => ({
                 video: !!document.querySelector('video.player'),
-                width: document.querySelector('#render-status .progress > div')?.style.width || null,
+                value: document.querySelector('#render-status progress')?.value ?? null,
+                focused: document.activeElement?.textContent,
             })"""
         )
         if state["video"]:
             break
-        widths.add(state["width"])
+        values.add(state["value"])
+        # The polls replace only the live part: the Cancel button keeps the keyboard focus.
+        assert state["focused"] == "Cancel", state
+        if len(values) == 3:
+            screenshot(page, tmp_path, "render-running")
         page.wait_for_timeout(200)
     video = page.locator("video.player")
     expect(video).to_be_visible(timeout=60_000)
-    assert any(re.fullmatch(r"[1-9]\d*%", width or "") for width in widths), widths
+    assert any(value and 0 < value < 100 for value in values), values
+    assert_policy_kept(page, "render page")
 
     page.evaluate("document.querySelector('video.player').muted = true")
     page.evaluate("document.querySelector('video.player').play()")
-    page.wait_for_function("document.querySelector('video.player').currentTime > 0.5", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('video.player').currentTime > 0.5", timeout=20_000)
     duration = page.evaluate("document.querySelector('video.player').duration")
     assert duration > 2
     page.evaluate("document.querySelector('video.player').currentTime = 1.0")  # seeking needs Range
-    page.wait_for_function("Math.abs(document.querySelector('video.player').currentTime - 1.0) < 0.5")
-    expect(page.get_by_role("link", name="Download MP4")).to_be_visible()
-    page.screenshot(path=str(tmp_path / "render.png"), full_page=True)
+    page.wait_for_function("() => Math.abs(document.querySelector('video.player').currentTime - 1.0) < 0.5")
+    download = page.get_by_role("link", name="Download MP4")
+    expect(download).to_be_visible()
+    saved = page.request.get(live_server.url + download.get_attribute("href"))
+    assert saved.headers["content-disposition"] == 'attachment; filename="Hello from the browser.mp4"'
+    assert saved.headers["content-type"] == "video/mp4" and len(saved.body()) > 10_000
+    screenshot(page, tmp_path, "render")
+
+    for path in ["/renders/", "/team/", "/avatars/", "/renders/nothing-here/"]:
+        page.goto(f"{live_server.url}{path}")
+        assert_policy_kept(page, path)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/renders/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, tmp_path, "renders-390")
