@@ -41,6 +41,17 @@ document.addEventListener("securitypolicyviolation", (e) => {
 SHOTS = os.environ.get("STUDIO_SCREENSHOTS")  # a folder to keep the screenshots in, to look at
 
 
+@pytest.fixture(autouse=True)
+def _studio_serves_media(monkeypatch):
+    """Let /media/ reach the studio's own view (authorisation, byte ranges, download names).
+
+    Django's live server would otherwise answer it with a plain file handler of its own.
+    """
+    from django.test.testcases import _MediaFilesHandler
+
+    monkeypatch.setattr(_MediaFilesHandler, "_should_handle", lambda self, path: False)
+
+
 @pytest.fixture
 def browser_page():
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.

@@ -229,7 +229,7 @@ def _summary(latencies, errors, states, options, load_before, load_after, runnin
         [
             "# Performance: the status page under load",
             "",
-            "Made by `make load` (`studio/management/commands/load.py`); run it again after changing",
+            "Made by `make load` (`renders/management/commands/load.py`); run it again after changing",
             "anything on the status page's path, and on a quiet machine (the load average is recorded).",
             "",
             "gunicorn (3 workers, `DEBUG=0`) serves the studio on SQLite; a render worker at lower CPU",
