@@ -79,7 +79,7 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 @login_required
 def render_detail(request: HttpRequest, render_id) -> HttpResponse:
-    job = team_object_or_404(request, Render, render_id)
+    job = team_object_or_404(request, Render.objects.select_related("avatar"), render_id)
     context = {"render": job}
     if request.htmx:
         return _status_update(request, job, context)

@@ -96,7 +96,9 @@ VAR_DIR = Path(os.getenv("VAR_DIR", BASE_DIR / "var"))
 DATABASES = {
     "default": dj_database_url.parse(
         os.getenv("DATABASE_URL", f"sqlite:///{VAR_DIR / 'studio.sqlite3'}"),
-        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+        # Keep each process's connection for a minute instead of opening one per request.
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -132,6 +134,9 @@ AXES_LOCKOUT_CALLABLE = "studio.views.login_locked_out"
 AXES_VERBOSE = False
 if envbool("USE_X_FORWARDED_FOR", "0"):
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Sessions are read on every request (the status page polls each second): from this process's
+# memory when it has seen them, from the database otherwise.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
