@@ -437,6 +437,9 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
         rows = np.flatnonzero(usable[first_unit:last_unit])
         if len(rows) >= MIN_MODEL_FRAMES:
             model = fit_model(model_inputs(trajectory, last_unit - first_unit), state[first_unit:last_unit], rows)
+            if trajectory.voice_signature is not None:
+                # What the model heard: it is trusted only for voices that sound like this.
+                model["voice_signature"] = trajectory.voice_signature
         offset_ms = _av_offset(trajectory, state[first_unit:last_unit, 0], usable[first_unit:last_unit], fps)
 
     usable_count = int(usable.sum())

@@ -1,10 +1,12 @@
 """The mouth state: measured on the footage, and predicted for new speech.
 
-A ridge regression, fitted on the footage, maps trajectory features and the sound's mel
-cepstrum (each at several time lags) to this speaker's measured mouth state: it learns how
-wide this person opens for an "aa", their resting mouth in pauses, and the footage's own
-audio-visual lag. The cepstrum carries what the recognised phones miss (a phone recogniser
-gets many phones wrong; the spectrum of the voice is always there).
+Two predictors. The speaker-independent one serves every voice, in any language: the
+trajectory's jaw (visemes shaped by loudness, plus the loudness itself where phones were
+only recognised) mapped so this person rests in pauses and opens, during speech, exactly as
+wide as in their own footage. The per-avatar one is a ridge regression fitted on the
+footage that maps trajectory features and the sound's mel cepstrum (each at several lags)
+to the measured mouth state; it knows this recording's sound, so it is used only for voices
+that sound like it (``own_voice_share``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..speech import CEPSTRUM_COEFFICIENTS
+from ..speech import CEPSTRUM_COEFFICIENTS, voice_distance
 from .library import (
     CLOSED_APERTURE,
     K_APERTURE,
@@ -31,6 +33,14 @@ MODEL_LAGS_SECONDS = (-0.067, 0.0, 0.067, 0.133, 0.2, 0.267)
 CEPSTRUM_LAGS_SECONDS = (0.0, 0.1, 0.2)
 RIDGE = 100.0
 MIN_MODEL_FRAMES = 120
+# A voice this close to the footage's own recording (dB of long-term spectrum) is "its own";
+# beyond FOREIGN_VOICE_DB it is another voice or microphone (``own_voice_share``).
+OWN_VOICE_DB, FOREIGN_VOICE_DB = 3.0, 5.0
+# Recognised phones are often wrong (always, in languages the recogniser does not know), the
+# loudness never is: this share of the opening follows the voice's loudness directly.
+RECOGNISED_LOUDNESS_SHARE = 0.4
+CALIBRATION_QUANTILES = (5.0, 25.0, 50.0, 75.0, 90.0, 99.0)
+MIN_CALIBRATION_FRAMES = 25
 
 VISEME_CLASSES = {
     "sil": 0, "PP": 1, "FF": 2, "TH": 3, "DD": 3, "kk": 3, "nn": 3, "SS": 3,
@@ -167,29 +177,95 @@ def exact_timing(trajectory) -> bool:
     return not labels or not all(label.isupper() for label in labels)
 
 
+def own_voice_share(footage_signature: np.ndarray | None, voice_signature: np.ndarray | None) -> float:
+    """How much a voice sounds like the footage's own recording: 1 the same, 0 another.
+
+    The per-avatar model learnt this recording's sound (voice, microphone, room); for anything
+    else its guesses of *when* the mouth opens are noise, so it only speaks for voices within
+    a few dB of long-term spectrum of the footage's own (stretches of one recording measure
+    about 1–4 dB apart, different recordings 4–16 dB).
+    """
+    distance = voice_distance(footage_signature, voice_signature)
+    if distance is None:
+        return 0.0
+    return float(np.clip((FOREIGN_VOICE_DB - distance) / (FOREIGN_VOICE_DB - OWN_VOICE_DB), 0.0, 1.0))
+
+
 def predict_state(library: Library, trajectory) -> np.ndarray:
     """The mouth state (T, 4) this speaker would show for each trajectory frame.
 
-    For recognised speech, the footage's own model: trained on trajectories recognised
-    from the footage's sound, it knows how this speaker moves for such input — including
-    the recogniser's habits and the footage's audio-visual lag. A script's trajectory has
-    exact times and clean shapes the model never saw; it is mapped onto the speaker's own
-    range of mouth shapes directly, in sync with the sound.
+    Every voice gets the speaker-independent mouth: the trajectory's jaw (visemes, shaped by
+    loudness) mapped onto this person's own range — at rest in pauses, and opening during
+    speech as wide as they do in their footage. A voice that sounds like the footage's own
+    recording (self-reenactment, more footage of the same session) is predicted by the
+    footage's own model instead: trained on trajectories recognised from that sound, it knows
+    how this speaker moves for it, including the recogniser's habits and the recording's
+    audio-visual lag. A script has exact phoneme times and always takes the first path.
     """
+    independent = speaker_independent_state(library, trajectory)
     model = library.model
-    if "weights" in model and not exact_timing(trajectory):
-        heard = len(model["x_mean"]) == model_inputs_width()
-        x = model_inputs(trajectory, cepstrum=heard)
-        xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
-        return (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
-    # Too little footage for a model: scale the trajectory's jaw onto the measured range.
+    if "weights" not in model or exact_timing(trajectory):
+        return independent
+    own = own_voice_share(model.get("voice_signature"), getattr(trajectory, "voice_signature", None))
+    if own <= 0.0:
+        return independent
+    heard = len(model["x_mean"]) == model_inputs_width()
+    x = model_inputs(trajectory, cepstrum=heard)
+    xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
+    learned = (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
+    return (own * learned + (1.0 - own) * independent).astype(np.float32)
+
+
+def speaker_independent_state(library: Library, trajectory) -> np.ndarray:
+    """The mouth state from the trajectory alone, calibrated to this person's own mouth.
+
+    The opening is a monotone map of the trajectory's jaw (blended with the voice's own
+    normalised loudness where the phones were only recognised, not known) such that, during
+    speech, its quantiles are the footage's own during speech, and a closed jaw (pauses) is
+    the person's rest. Width, lip height and jaw drop follow within their measured ranges.
+    """
     features = trajectory_features(trajectory)
-    usable = library.state[library.usable] if library.usable.any() else library.state
-    low, high = np.percentile(usable, [3, 97], axis=0)
-    out = np.repeat(((low + high) / 2)[None, :], len(features), axis=0)
-    jaw = features[:, 0]
-    out[:, 0] = low[0] + jaw * (high[0] - low[0])
-    out[:, 2] = low[2] + jaw * (high[2] - low[2])
-    out[:, 3] = low[3] + jaw * (high[3] - low[3])
+    n = len(features)
+    labels = list(trajectory.visemes[:n]) + ["sil"] * max(0, n - len(trajectory.visemes))
+    speaking = np.array([label != "sil" for label in labels])
+    jaw = features[:, 0].astype(np.float64)
+    if not exact_timing(trajectory) and speaking.any():
+        jaw = np.where(speaking, (1 - RECOGNISED_LOUDNESS_SHARE) * jaw + RECOGNISED_LOUDNESS_SHARE
+                       * _normalised_loudness(trajectory, n, speaking), jaw)
+
+    usable = library.usable if library.usable.any() else np.ones(len(library.state), bool)
+    state = library.state
+    footage_speaking = usable & (library.visemes > 0)
+    footage_pausing = usable & (library.visemes == 0)
+    if footage_speaking.sum() < MIN_CALIBRATION_FRAMES:  # footage without usable speech
+        footage_speaking = usable
+    rest_source = state[footage_pausing, 0] if footage_pausing.sum() >= MIN_CALIBRATION_FRAMES else state[usable, 0]
+    rest = float(np.percentile(rest_source, 10))
+    footage_open = np.percentile(state[footage_speaking, 0], CALIBRATION_QUANTILES)
+    track_open = np.percentile(jaw[speaking], CALIBRATION_QUANTILES) if speaking.sum() >= 5 else np.array(
+        CALIBRATION_QUANTILES, np.float64) / 100.0
+    # Knots from a shut jaw to this voice's widest: strictly increasing, so np.interp is a map.
+    x = np.concatenate([[0.0], np.maximum(track_open, 1e-3)])
+    x = np.maximum.accumulate(x + np.arange(len(x)) * 1e-6)
+    y = np.maximum.accumulate(np.concatenate([[rest], np.maximum(footage_open, rest)]))
+    aperture = np.interp(jaw, x, y)
+
+    low, high = np.percentile(state[usable], [3, 97], axis=0)
+    relative = np.clip((aperture - low[0]) / max(high[0] - low[0], 1e-6), 0.0, 1.0)
+    out = np.empty((n, 4), np.float32)
+    out[:, 0] = aperture
     out[:, 1] = low[1] + features[:, 1] * (high[1] - low[1])
-    return out.astype(np.float32)
+    out[:, 2] = low[2] + relative * (high[2] - low[2])
+    out[:, 3] = low[3] + relative * (high[3] - low[3])
+    return out
+
+
+def _normalised_loudness(trajectory, n: int, speaking: np.ndarray) -> np.ndarray:
+    """The voice's log loudness per frame, 0 at its quiet speech and 1 at its loud speech."""
+    if trajectory.loudness is None:
+        return np.zeros(n)
+    loud = np.log(np.asarray(trajectory.loudness, np.float64)[:n] + 1e-4)
+    if len(loud) < n:
+        loud = np.pad(loud, (0, n - len(loud)), constant_values=loud.min() if len(loud) else 0.0)
+    quiet, strong = np.percentile(loud[speaking], [10, 95])
+    return np.clip((loud - quiet) / max(strong - quiet, 1e-6), 0.0, 1.0)

@@ -18,7 +18,14 @@ The Django apps and the render pipeline use the names re-exported here. Every ba
 raises ``InputRejected`` with a sentence the creator can act on.
 """
 
-from .features import CEPSTRUM_COEFFICIENTS, frame_cepstrum, frame_loudness
+from .features import (
+    CEPSTRUM_COEFFICIENTS,
+    cepstrum_and_signature,
+    frame_cepstrum,
+    frame_loudness,
+    voice_distance,
+    voice_signature,
+)
 from .recognition import FALLBACK_PHONE, recognize, voice_activity
 from .recognition import SAMPLE_RATE as RECOGNITION_SAMPLE_RATE
 from .ssml import SCRIPT_MAX_CHARS, SCRIPT_MIN_CHARS, is_ssml, validate_script
@@ -75,6 +82,7 @@ __all__ = [
     "Voice",
     "VoiceTrack",
     "WordEvent",
+    "cepstrum_and_signature",
     "check_audio_driver",
     "frame_cepstrum",
     "frame_loudness",
@@ -87,5 +95,7 @@ __all__ = [
     "synthesize",
     "validate_script",
     "voice_activity",
+    "voice_distance",
+    "voice_signature",
     "write_wav",
 ]

@@ -60,15 +60,8 @@ def _dct_matrix() -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def frame_cepstrum(samples: np.ndarray, sample_rate: int, fps: float) -> np.ndarray:
-    """Mel cepstrum per output frame: (frames, 13), column 0 the log energy.
-
-    The spectrum is pooled over one frame period centred on the frame time (as
-    ``frame_loudness``), then normalised per recording: the energy against the recording's
-    loud level and the cepstra against their mean over its speech, so a voice track and the
-    avatar footage's own sound, recorded at different gains and through different
-    microphones, land on the same scale.
-    """
+def _raw_cepstrum(samples: np.ndarray, sample_rate: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cepstrum, log energy, speech mask) per output frame, before any normalisation."""
     count = max(1, int(math.ceil(len(samples) / sample_rate * fps - 1e-9)))
     audio = resample(samples, sample_rate, _CEPSTRUM_RATE) if sample_rate != _CEPSTRUM_RATE else np.asarray(samples, np.float32)
     bank, window = _mel_filterbank(), np.hanning(_CEPSTRUM_WINDOW).astype(np.float32)
@@ -89,7 +82,46 @@ def frame_cepstrum(samples: np.ndarray, sample_rate: int, fps: float) -> np.ndar
     energy = np.log(pooled.sum(axis=1) + 1e-8).astype(np.float32)
     loud = float(np.percentile(energy, 90))
     speech = energy > loud - np.log(1000.0)  # within 30 dB of the loud level
+    return cepstrum, energy, speech
+
+
+def frame_cepstrum(samples: np.ndarray, sample_rate: int, fps: float) -> np.ndarray:
+    """Mel cepstrum per output frame: (frames, 13), column 0 the log energy.
+
+    The spectrum is pooled over one frame period centred on the frame time (as
+    ``frame_loudness``), then normalised per recording: the energy against the recording's
+    loud level and the cepstra against their mean over its speech, so a voice track and the
+    avatar footage's own sound, recorded at different gains and through different
+    microphones, land on the same scale.
+    """
+    return cepstrum_and_signature(samples, sample_rate, fps)[0]
+
+
+def voice_signature(samples: np.ndarray, sample_rate: int, fps: float = 25.0) -> np.ndarray | None:
+    """The long-term shape of a recording's spectrum: its mean mel cepstrum over speech.
+
+    It is what ``frame_cepstrum`` subtracts: the voice, the microphone and the room together.
+    Two stretches of one recording lie close; another speaker or another microphone lies far
+    (``voice_distance``). None when the recording has (almost) no speech.
+    """
+    return cepstrum_and_signature(samples, sample_rate, fps)[1]
+
+
+def cepstrum_and_signature(samples: np.ndarray, sample_rate: int, fps: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``frame_cepstrum`` and ``voice_signature`` from one pass over the audio."""
+    cepstrum, energy, speech = _raw_cepstrum(samples, sample_rate, fps)
+    signature = cepstrum[speech, 1:].mean(axis=0).astype(np.float32) if speech.sum() >= 10 else None
+    loud = float(np.percentile(energy, 90))
     if speech.any():
         cepstrum[:, 1:] -= cepstrum[speech, 1:].mean(axis=0)
     cepstrum[:, 0] = np.maximum(energy - loud, -np.log(1e5))  # floor at -50 dB: silence is silence
-    return cepstrum.astype(np.float32)
+    return cepstrum.astype(np.float32), signature
+
+
+def voice_distance(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """RMS difference of two voice signatures in dB of log-spectral shape (None if unknown)."""
+    if a is None or b is None or len(a) != len(b):
+        return None
+    # The orthonormal DCT keeps distances: cepstral RMS over the bands is the log-spectral RMS.
+    nepers = float(np.sqrt(np.sum((np.asarray(a) - np.asarray(b)) ** 2) / _CEPSTRUM_BANDS))
+    return nepers * 20.0 / math.log(10.0) / 2.0  # power in nepers → amplitude dB

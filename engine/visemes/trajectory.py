@@ -20,7 +20,7 @@ from ..speech import (
     PhonemeEvent,
     Speech,
     WordEvent,
-    frame_cepstrum,
+    cepstrum_and_signature,
     frame_loudness,
 )
 from .coarticulation import blend, loudness_gain
@@ -46,6 +46,7 @@ class Trajectory:
     loudness: np.ndarray | None = None  # RMS per frame of the driving audio
     audio_duration: float | None = None
     cepstrum: np.ndarray | None = None  # (frames, 13) mel cepstrum of the driving audio
+    voice_signature: np.ndarray | None = None  # the recording's long-term spectrum (speech.voice_signature)
 
     @property
     def frame_count(self) -> int:
@@ -78,6 +79,7 @@ class Trajectory:
             "visemes": list(self.visemes),
             "loudness": None if self.loudness is None else [round(float(v), 5) for v in self.loudness],
             "cepstrum": None if self.cepstrum is None else np.round(self.cepstrum, 3).tolist(),
+            "voice_signature": None if self.voice_signature is None else np.round(self.voice_signature, 4).tolist(),
             "phonemes": [
                 {"start": round(p.start, 5), "end": round(p.end, 5), "phoneme": p.phoneme}
                 for p in self.phonemes
@@ -96,6 +98,7 @@ class Trajectory:
         parameters = {name: np.asarray(payload["parameters"][name], dtype=np.float32) for name in PARAMETERS}
         loudness = payload.get("loudness")
         cepstrum = payload.get("cepstrum")
+        signature = payload.get("voice_signature")
         return cls(
             fps=float(payload["fps"]),
             visemes=list(payload["visemes"]),
@@ -104,6 +107,7 @@ class Trajectory:
             loudness=None if loudness is None else np.asarray(loudness, dtype=np.float32),
             audio_duration=payload.get("duration"),
             cepstrum=None if cepstrum is None else np.asarray(cepstrum, dtype=np.float32).reshape(-1, CEPSTRUM_COEFFICIENTS),
+            voice_signature=None if signature is None else np.asarray(signature, dtype=np.float32),
             **parameters,
         )
 
@@ -154,6 +158,7 @@ def trajectory_from_phonemes(
             params[index] = TARGETS["PP"]
     params = np.clip(params, 0.0, 1.0).astype(np.float32)
     columns = {name: params[:, i].copy() for i, name in enumerate(PARAMETERS)}
+    cepstrum, signature = cepstrum_and_signature(samples, sample_rate, fps)
     return Trajectory(
         fps=float(fps),
         visemes=labels,
@@ -161,7 +166,8 @@ def trajectory_from_phonemes(
         words=list(words or []),
         loudness=loudness.astype(np.float32),
         audio_duration=duration,
-        cepstrum=_fit_frames(frame_cepstrum(samples, sample_rate, fps), len(frame_times)),
+        cepstrum=_fit_frames(cepstrum, len(frame_times)),
+        voice_signature=signature,
         **columns,
     )
 

@@ -1,4 +1,5 @@
-"""The per-speaker mouth-state model: it hears the sound, and older libraries still work."""
+"""The mouth state: the per-speaker model for the footage's own sound, the speaker-independent
+mouth for every other voice, and older libraries still work."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from engine import speech, visemes
 from engine.lipsync import Library, model_inputs, predict_state
-from engine.lipsync.mouth_model import fit_model
+from engine.lipsync.mouth_model import fit_model, own_voice_share
 
 # Each builds or renders a real mouth library: the engine end to end.
 pytestmark = pytest.mark.slow
@@ -23,8 +24,47 @@ def test_the_mouth_model_hears_the_sound_and_still_reads_older_libraries(library
     rows = np.flatnonzero(lib.usable[:n])
     predicted = predict_state(lib, trajectory)
     assert np.corrcoef(predicted[rows, 0], lib.state[rows, 0])[0, 1] > 0.6
-    # a library prepared before the model heard the sound: the trajectory alone
+    # a library prepared before the model heard the sound (nor kept its voice): the
+    # speaker-independent mouth, which still follows the speech
     lib.model = fit_model(model_inputs(trajectory, n, cepstrum=False), lib.state[:n], rows)
     older = predict_state(lib, trajectory)
     assert older.shape == predicted.shape
     assert np.corrcoef(older[rows, 0], lib.state[rows, 0])[0, 1] > 0.3
+
+
+def test_only_a_voice_like_the_footages_own_is_predicted_by_its_model():
+    signature = np.linspace(-1.0, 1.0, 12).astype(np.float32)
+    assert own_voice_share(signature, signature) == 1.0
+    assert own_voice_share(signature, None) == 0.0 and own_voice_share(None, signature) == 0.0
+    tilted = signature + np.linspace(0.0, 3.0, 12).astype(np.float32)  # another microphone's tilt
+    assert own_voice_share(signature, tilted) == 0.0
+
+
+def _telephone(samples: np.ndarray, rate: int) -> np.ndarray:
+    """The same kind of voice through another channel: a 300–3400 Hz band, as on a phone."""
+    from scipy.signal import butter, sosfilt
+
+    return sosfilt(butter(4, [300, 3400], btype="band", fs=rate, output="sos"), samples).astype(np.float32)
+
+
+def test_another_voice_rests_in_pauses_and_opens_as_wide_as_the_person(library):
+    path, _ = library
+    lib = Library.load(path)
+    spoken = speech.synthesize("Bonjour à tous. Merci d'être venus si nombreux aujourd'hui.", voice="fr")
+    silence = np.zeros(int(0.9 * spoken.sample_rate), np.float32)
+    samples = _telephone(np.concatenate([spoken.samples, silence, spoken.samples]), spoken.sample_rate)
+    trajectory = visemes.trajectory_from_audio(samples, spoken.sample_rate, lib.fps)
+    assert own_voice_share(lib.model["voice_signature"], trajectory.voice_signature) == 0.0
+    predicted = predict_state(lib, trajectory)[:, 0]
+
+    speaking_here = np.array([label != "sil" for label in trajectory.visemes])
+    footage_speaking = lib.usable & (lib.visemes > 0)
+    own = lib.state[footage_speaking, 0]
+    for q in (50, 90):
+        ratio = np.percentile(predicted[speaking_here], q) / np.percentile(own, q)
+        assert 0.75 <= ratio <= 1.25, (q, ratio)
+    # the middle of the 0.9-s pause: the person's rest
+    pause = slice(int((spoken.duration + 0.25) * lib.fps), int((spoken.duration + 0.65) * lib.fps))
+    rest = np.percentile(lib.state[lib.usable & (lib.visemes == 0), 0], 10)
+    speaking_range = np.percentile(own, 90) - rest
+    assert np.all(predicted[pause] <= rest + 0.2 * speaking_range)
