@@ -35,12 +35,27 @@ Outputs in ``out``: ``eval.json`` (figures, baselines, pass/fail against ``repor
 ``aperture.png`` (aperture over time: real, rendered, baselines, envelope, P/B/M) and, unless
 ``write_video=False``, ``compare.mp4`` (real | rendered, with the held-out audio).
 
+**Driven mode** (``driven.evaluate_driven``; ``eval --drive A.wav --drive-text espeak:LANG:TEXT``):
+the avatar prepared from the whole footage, driven by *any* voice (no ground truth for the
+mouth): the rendered aperture's r with the voice's loudness, its rest in the voice's pauses
+and its opening against the person's own, with a loudness-only and an untouched-footage
+reference (``driven``'s docstring defines them; targets in ``report.TARGETS``).
+
 Modules: ``run`` (``evaluate``, the figures' JSON, selection oracles, diagnostics),
 ``metrics`` (``pearson``, ``psnr``, ``best_lag``, ``Canonical``, …: plain numpy, tested on
 known inputs; the similarity transform is ``face.similarity_transform``), ``report``
 (targets, ``summary_lines``) and ``plots`` (contact sheet, aperture plot).
 """
 
+from .driven import (
+    DrivingVoice,
+    driving_voices,
+    evaluate_driven,
+    loudness_mouth,
+    mouth_figures,
+    own_mouth,
+    pause_mask,
+)
 from .metrics import (
     MASK_DILATION_PX,
     MAX_LAG_FRAMES,
@@ -66,7 +81,7 @@ from .metrics import (
     squared_error,
 )
 from .plots import aperture_plot, contact_sheet
-from .report import TARGETS, summary_lines
+from .report import TARGETS, driven_summary_lines, summary_lines
 from .run import evaluate, selection_oracles
 
 __all__ = [
@@ -78,6 +93,7 @@ __all__ = [
     "TARGETS",
     "Canonical",
     "ClosureCheck",
+    "DrivingVoice",
     "aperture_of",
     "aperture_plot",
     "best_lag",
@@ -87,10 +103,17 @@ __all__ = [
     "closure_runs",
     "contact_sheet",
     "dilated_mask",
+    "driven_summary_lines",
+    "driving_voices",
     "evaluate",
+    "evaluate_driven",
     "lagged_correlation",
     "lip_distance",
     "lip_indices",
+    "loudness_mouth",
+    "mouth_figures",
+    "own_mouth",
+    "pause_mask",
     "pearson",
     "psnr",
     "psnr_from_mse",

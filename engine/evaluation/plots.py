@@ -35,7 +35,8 @@ def mouth_crops(real: np.ndarray, rendered: np.ndarray, landmarks: np.ndarray | 
     return {"real": crop(real), "rendered": crop(rendered), "label": f"{t:6.2f}s {viseme}"}
 
 
-def contact_sheet(cells: list[dict], path: Path, columns: int = 8) -> None:
+def contact_sheet(cells: list[dict], path: Path, columns: int = 8,
+                  caption: str = "each cell: time, viseme / real (top) / rendered (bottom)") -> None:
     """Real (top) over rendered (bottom) mouth crops with time and viseme, in a grid."""
     from PIL import Image, ImageDraw
 
@@ -50,7 +51,7 @@ def contact_sheet(cells: list[dict], path: Path, columns: int = 8) -> None:
     size = (cols * (cell_w + gap) + gap, header + rows * (cell_h + gap) + gap)
     sheet = Image.new("RGB", size, (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
-    draw.text((gap, 3), "each cell: time, viseme / real (top) / rendered (bottom)", fill=(220, 220, 220))
+    draw.text((gap, 3), caption, fill=(220, 220, 220))
     for i, cell in enumerate(cells):
         x = gap + (i % columns) * (cell_w + gap)
         y = header + gap + (i // columns) * (cell_h + gap)

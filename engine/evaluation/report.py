@@ -12,6 +12,11 @@ TARGETS = {
     "pbm_closed_share": (">=", 0.9),
     "av_offset_difference": ("abs<=", 1),
     "psnr_outside_mouth_db": (">=", 40.0),
+    # driven mode (``driven``): any voice, no ground truth for the mouth
+    "loudness_r": (">=", 0.35),
+    "rest_in_pauses": (">=", 0.8),
+    "opening_median_ratio": ("within", (0.75, 1.25)),
+    "opening_p90_ratio": ("within", (0.75, 1.25)),
 }
 
 
@@ -34,12 +39,21 @@ def judge(name: str, value) -> bool | None:
         return bool(value >= target)
     if op == "<=":
         return bool(value <= target)
+    if op == "within":
+        return bool(target[0] <= value <= target[1])
     return bool(abs(value) <= target)
 
 
 def target_text(name: str) -> str:
     op, target = TARGETS[name]
+    if op == "within":
+        return f"{target[0]}–{target[1]}"
     return f"|x| <= {target}" if op == "abs<=" else f"{op} {target}"
+
+
+def figure_entry(name: str, value, **extra) -> dict:
+    """A figure for ``eval.json``: its value, target and verdict, and what else explains it."""
+    return {"value": json_number(value), "target": target_text(name), "pass": judge(name, value), **extra}
 
 
 def summary_lines(result: dict) -> list[str]:
@@ -78,4 +92,40 @@ def summary_lines(result: dict) -> list[str]:
     ]
     lines = [f"{'figure':24} {'value':>9}  {'target':>10}  {'':4}  notes"]
     lines += [f"{a:24} {b:>9}  {c:>10}  {d:4}  {e}" for a, b, c, d, e in rows]
+    return lines
+
+
+DRIVEN_FIGURES = ("loudness_r", "rest_in_pauses", "opening_median_ratio", "opening_p90_ratio")
+DRIVEN_REFERENCES = (("loudness_baseline", "  loudness only"), ("footage_baseline", "  footage as is"))
+
+
+def driven_summary_lines(result: dict) -> list[str]:
+    """The driven figures, a row per voice and a row per reference mouth under it."""
+    own = result["footage"]
+    lines = [
+        (f"footage: rest {own['rest']:.3f} (from {own['rest_frames']} {own['rest_from']} frames), "
+         f"speaking range {own['speaking_range']:.3f} (rest limit {own['rest_limit']:.3f}), "
+         f"during speech median {own['speech_median']:.3f} "
+         f"p90 {own['speech_p90']:.3f}; {own['frames']} frames, {own['speech_frames']} speech, "
+         f"{own['pause_frames']} pause"),
+    ]
+
+    def cell(entry: dict, name: str) -> str:
+        value = entry["value"]
+        shown = "n/a" if value is None else f"{value:.2f}"
+        if name == "loudness_r" and entry.get("lag") is not None:
+            shown += f" ({entry['lag']:+d})"
+        return f"{shown} {({True: 'pass', False: 'MISS', None: '-'})[entry['pass']]}"
+
+    head = ["loudness r (lag)", "rest in pauses", "median ÷ own", "p90 ÷ own"]
+    def row(label, frames="", speech="", pause="", cells=()):
+        return f"{label[:22]:22} {frames:>6} {speech:>6} {pause:>5}  " + "".join(f"{c:18}" for c in cells)
+
+    lines.append(row("driven by", "frames", "speech", "pause", head))
+    lines.append(row("target", cells=[target_text(name) for name in DRIVEN_FIGURES]))
+    for name, voice in result["driven"].items():
+        lines.append(row(name, voice["frames"], voice["speech_frames"], voice["pause_frames"],
+                         [cell(voice[f], f) for f in DRIVEN_FIGURES]))
+        for key, label in DRIVEN_REFERENCES:
+            lines.append(row(label, cells=[cell(voice[key][f], f) for f in DRIVEN_FIGURES]))
     return lines
