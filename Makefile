@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast bench load install install-dev browser clean
+.PHONY: run test test-fast bench eval load install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,21 @@ test-fast: install-dev
 
 bench: install
 	$(BIN)/python -m engine bench
+
+# Lip-sync figures on the team's real clip (STUDIO_SHARED_MEDIA, default ../shared/media):
+# self-reenactment, and driven by recorded voices and espeak voices in five languages.
+SHARED_MEDIA ?= $(or $(STUDIO_SHARED_MEDIA),$(CURDIR)/../shared/media)
+eval: install
+	$(BIN)/python -m engine eval --video $(SHARED_MEDIA)/obama_address_30s.mov --split 20 \
+	  --drive $(SHARED_MEDIA)/jfk_inaugural_11s.wav --drive $(SHARED_MEDIA)/speech_en.wav \
+	  --drive $(SHARED_MEDIA)/speech_de.wav --drive $(SHARED_MEDIA)/speech_es.wav \
+	  --drive $(SHARED_MEDIA)/speech_ja.wav \
+	  --drive-text "espeak:en-us:Good evening, everyone. Tonight I want to talk about the work ahead of us, and about the people who will do it." \
+	  --drive-text "espeak:fr:Bonsoir à tous. Ce soir, je voudrais vous parler du travail qui nous attend, et des gens qui vont le faire." \
+	  --drive-text "espeak:de:Guten Abend, liebe Freunde. Heute Abend möchte ich über die Arbeit sprechen, die vor uns liegt." \
+	  --drive-text "espeak:es:Buenas noches a todos. Esta noche quiero hablar del trabajo que nos espera, y de la gente que lo hará." \
+	  --drive-text "espeak:cmn:大家晚上好。今天晚上，我想谈谈我们面前的工作，还有将要完成这项工作的人们。" \
+	  -o var/eval/obama --report docs/eval.md
 
 # The status page at 100 polls/s under gunicorn while a render runs; writes docs/performance.md.
 load: install

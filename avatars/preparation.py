@@ -21,7 +21,7 @@ from studio.jobs import (
     job_scratch,
     job_update,
 )
-from studio.storage import delete_quietly, download, removed_on_failure, upload
+from studio.storage import delete_quietly, download, removed_on_failure, upload_each
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ def _passes_preflight(avatar: Avatar, source: Path) -> bool:
 
 def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
     """Upload the outputs and mark the avatar ready; nothing stored outlives a lost race."""
-    stored: dict[str, str] = {}
     outputs = {
         "media": (prepared.media_path, f"media{prepared.media_path.suffix}"),
         "poster": (prepared.poster_path, f"poster{prepared.poster_path.suffix}"),
@@ -126,10 +125,7 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
         "library": (prepared.library_path, "library.npz"),
     }
     with removed_on_failure() as written:
-        for field, (path, name) in outputs.items():
-            if path:
-                stored[field] = upload(path, f"{avatar.key_prefix}{name}")
-                written.append(stored[field])
+        stored = upload_each(outputs, prefix=avatar.key_prefix, written=written)
         old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library) if f]
         finished = job_update(
             Avatar,

@@ -11,7 +11,9 @@ Commands:
   normalised media, poster, preview, mouth library and ``DIR/avatar.json``; prints the report.
 - ``render --avatar DIR (or --media M [--library L]) --text "…" | --audio A -o out.mp4`` —
   a lip-synced render, with a progress line on stderr.
-- ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/evaluation/``).
+- ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/evaluation/``);
+  ``--drive A.wav`` / ``--drive-text espeak:LANG:SCRIPT`` (repeatable): the avatar driven by
+  other voices, alone or with ``--split`` (``engine/evaluation/driven.py``).
 - ``bench [--long]`` — speed and memory figures (``engine/bench.py``); ``make bench``.
 
 Adding a command: write ``_add_NAME(commands)``
@@ -371,6 +373,7 @@ def _render(args: argparse.Namespace) -> int:
         segment_start=args.start,
         segment_end=args.end,
         disable_intervals=_intervals(args.disable),
+        captions=not args.no_captions,
     )
     progress = _ProgressLine()
     try:
@@ -381,6 +384,8 @@ def _render(args: argparse.Namespace) -> int:
         f"{result.video_path}: {result.duration:.2f} s, {result.width}×{result.height} "
         f"at {result.fps:g} fps, {result.frame_count} frames; poster {result.poster_path}"
     )
+    if result.srt_path is not None:
+        print(f"captions {result.srt_path} {result.vtt_path}")
     return EXIT_OK
 
 
@@ -394,6 +399,8 @@ def _add_render(commands) -> None:
     parser.add_argument("--audio", type=Path, help="a voice track (WAV/MP3/M4A/…)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="MP4 to write")
     parser.add_argument("--poster", type=Path, help="poster JPEG (default: next to the output)")
+    parser.add_argument("--no-captions", action="store_true",
+                        help="skip the script's captions (by default OUTPUT.srt and OUTPUT.vtt)")
     parser.add_argument("--loop", default="reverse", choices=LOOP_MODES,
                         help="how the footage continues when the speech is longer (default reverse)")
     parser.add_argument("--start", type=float, help="custom loop: segment start (seconds)")
@@ -414,30 +421,79 @@ def _eval(args: argparse.Namespace) -> int:
     video = Path(args.video)
     if not video.is_file():
         raise InputRejected(f"There is no file at {video}.", field="video", code="missing")
+    voices = evaluation.driving_voices(args.drive, args.drive_text)
+    split = 20.0 if args.split is None and not voices else args.split
     out = Path(args.output) if args.output else Path("var/eval") / video.stem
     progress = _ProgressLine()
+    result = None
     try:
-        result = evaluation.evaluate(video, split=args.split, end=args.end, out=out, progress=progress,
-                                     write_video=not args.no_video)
+        if split is not None:
+            result = evaluation.evaluate(video, split=split, end=args.end, out=out, progress=progress,
+                                         write_video=not args.no_video)
+        if voices:
+            result = evaluation.evaluate_driven(video, voices, out=out, into=result, progress=progress)
     finally:
         progress.done()
-    print(f"{video.name}: library {result['library_frames']} frames, "
-          f"held out {result['held_out_frames']} frames at {result['fps']:g} fps")
-    for line in evaluation.summary_lines(result):
-        print(line)
+    lines = []
+    if split is not None:
+        lines.append(f"{video.name}: library {result['library_frames']} frames, "
+                     f"held out {result['held_out_frames']} frames at {result['fps']:g} fps")
+        lines.extend(evaluation.summary_lines(result))
+    if voices:
+        lines.append(f"{video.name} driven by {len(voices)} voice(s):")
+        lines.extend(evaluation.driven_summary_lines(result))
+    print("\n".join(lines))
     print(f"written to {out}/: " + ", ".join(result["files"].values()))
+    if args.report:
+        _write_eval_report(args.report, lines)
+        print(f"report written to {args.report}")
     return EXIT_OK
 
 
+def _write_eval_report(path: Path, lines: list[str]) -> None:
+    """The printed figures as a Markdown page, with the command that made them and when."""
+    import datetime
+    import shlex
+
+    from .devmedia import shared_media
+
+    # The shared media's place differs per machine; the page names it by its variable.
+    folders = {str(shared_media()), os.path.normpath(str(shared_media()))}
+    arguments = [shlex.quote(arg) for arg in sys.argv[1:]]
+    for folder in folders:
+        arguments = [arg.replace(folder, "$STUDIO_SHARED_MEDIA") for arg in arguments]
+    command = "python -m engine " + " ".join(arguments)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Lip-sync figures (generated)\n\n"
+        "Written by `make eval`; do not edit by hand: run it again after changing anything the\n"
+        "figures depend on. What each figure means, and why some targets are missed: quality.md.\n\n"
+        f"Measured {when} (load average {load:.1f}) with:\n\n```\n{command}\n```\n\n"
+        "```\n" + "\n".join(lines) + "\n```\n"
+    )
+
+
 def _add_eval(commands) -> None:
-    parser = commands.add_parser("eval", help="lip-sync figures by self-reenactment on a real talking video")
+    parser = commands.add_parser(
+        "eval", help="lip-sync figures: self-reenactment on a real talking video, and/or driven by any voice"
+    )
     parser.add_argument("--video", type=Path, required=True, help="a real talking-head video with its speech")
-    parser.add_argument("--split", type=float, default=20.0,
-                        help="seconds of footage for the library; the rest is held out (default 20)")
+    parser.add_argument("--split", type=float,
+                        help="self-reenactment: seconds of footage for the library; the rest is held out "
+                             "(default 20; without --drive/--drive-text it always runs)")
     parser.add_argument("--end", type=float, help="stop the held-out part here (seconds)")
+    parser.add_argument("--drive", type=Path, action="append", default=[], metavar="AUDIO",
+                        help="driven mode: render this voice track onto the whole footage (repeatable)")
+    parser.add_argument("--drive-text", action="append", default=[], metavar="espeak:LANG:SCRIPT",
+                        help="driven mode: an espeak script as the voice, e.g. 'espeak:fr:Bonjour.' "
+                             "(repeatable)")
     parser.add_argument("-o", "--output", type=Path,
                         help="folder for eval.json and pictures (default var/eval/NAME)")
     parser.add_argument("--no-video", action="store_true", help="skip the side-by-side compare.mp4")
+    parser.add_argument("--report", type=Path, metavar="FILE.md",
+                        help="also write the figures, the command and the date to this Markdown file")
     parser.set_defaults(handler=_eval)
 
 

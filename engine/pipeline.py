@@ -291,10 +291,18 @@ class RenderRequest:
     segment_end: float | None = None  # … and ends (custom: required, ≥ 5 s after the start)
     # Seconds of the avatar's *footage* where the mouth is left as recorded (≤ 5 pairs).
     disable_intervals: list[tuple[float, float]] = field(default_factory=list)
+    captions: bool = True  # SRT and WebVTT beside the output (see RenderResult)
 
 
 @dataclass
 class RenderResult:
+    """What ``render`` wrote.
+
+    ``srt_path``/``vtt_path`` are the captions (``output`` with ``.srt``/``.vtt``), made
+    from the speech's word timings. Only a script has those: a voice track renders without
+    captions (None) until its transcript can be aligned to it (a later issue).
+    """
+
     video_path: Path
     poster_path: Path
     duration: float
@@ -302,10 +310,13 @@ class RenderResult:
     height: int
     fps: float
     frame_count: int
+    srt_path: Path | None = None
+    vtt_path: Path | None = None
 
 
 def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None):
-    """(samples, rate, trajectory): the trajectory (at ``trajectory_fps``) only when asked for."""
+    """(samples, rate, trajectory, words): the trajectory (at ``trajectory_fps``) only when
+    asked for; the word timings only for a script."""
     from . import speech, visemes
 
     report_progress(progress, "speech", 0.0)
@@ -331,7 +342,7 @@ def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fp
         else:
             trajectory = visemes.trajectory_from_audio(samples, int(rate), fps=trajectory_fps)
     report_progress(progress, "speech", 1.0)
-    return samples, int(rate), trajectory
+    return samples, int(rate), trajectory, (spoken.words if spoken is not None else None)
 
 
 def _check_request(req: RenderRequest) -> tuple[float | None, list[tuple[float, float]]]:
@@ -363,9 +374,10 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.stem + ".part.mp4")
     moved = False
+    caption_paths: list[Path] = []
     try:
         out_fps = float(media.rational_fps(req.fps)) if req.fps else footage_fps
-        samples, rate, trajectory = _speech_track(req, progress, out_fps if lip_sync else None)
+        samples, rate, trajectory, words = _speech_track(req, progress, out_fps if lip_sync else None)
         cancel(force=True)
         seconds = len(samples) / rate
         if req.avatar_kind == "video":
@@ -379,12 +391,17 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         os.replace(partial, output)
         moved = True
         media.write_poster(first, poster)
+        if req.captions and words:
+            caption_paths = [output.with_suffix(".srt"), output.with_suffix(".vtt")]
+            _write_captions(req, words, seconds, width, height, *caption_paths)
         info = media.probe_in_process(output)
         report_progress(progress, "finalize", 1.0)
     except BaseException:
         partial.unlink(missing_ok=True)
-        if moved:  # only a file this call put in place; never a caller's earlier output
+        if moved:  # only files this call put in place; never a caller's earlier output
             output.unlink(missing_ok=True)
+            for path in caption_paths:
+                path.unlink(missing_ok=True)
         raise
     return RenderResult(
         video_path=output,
@@ -394,7 +411,17 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         height=height,
         fps=float(fps),
         frame_count=info.frame_count,
+        srt_path=caption_paths[0] if caption_paths else None,
+        vtt_path=caption_paths[1] if caption_paths else None,
     )
+
+
+def _write_captions(req: RenderRequest, words, seconds: float, width: int, height: int, srt: Path, vtt: Path):
+    """The script's captions, lines as long as the frame's shape allows, within the audio."""
+    from . import captions
+
+    cues = captions.build_cues(words, duration=seconds, script=req.text, width=width, height=height)
+    captions.write_captions(cues, srt=srt, vtt=vtt)
 
 
 def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, trajectory=None, intervals=()):

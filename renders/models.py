@@ -2,8 +2,11 @@ import re
 
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from avatars.models import Avatar
+from engine import speech
+from engine.speech import Voice
 from engine.timeline import LOOP_MODES
 from studio.jobs import TeamOwnedJob
 from studio.storage import download_url
@@ -65,6 +68,9 @@ class Render(TeamOwnedJob):
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     video = models.FileField(max_length=300, blank=True)
     poster = models.FileField(max_length=300, blank=True)
+    # A script's captions; a voice track has none until its transcript is aligned.
+    captions_srt = models.FileField(max_length=300, blank=True)
+    captions_vtt = models.FileField(max_length=300, blank=True)
     duration = models.FloatField(null=True, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -78,7 +84,7 @@ class Render(TeamOwnedJob):
         return self.title
 
     def stored_files(self) -> list[models.fields.files.FieldFile]:
-        return [f for f in (self.audio, self.video, self.poster) if f]
+        return [f for f in (self.audio, self.video, self.poster, self.captions_srt, self.captions_vtt) if f]
 
     def download_filename(self, key: str) -> str:
         """What a downloaded file is saved as: the render's title, not the storage key."""
@@ -88,6 +94,28 @@ class Render(TeamOwnedJob):
     @property
     def download_url(self) -> str:
         return download_url(self.video, self.download_filename(self.video.name))
+
+    @property
+    def srt_download_url(self) -> str:
+        return download_url(self.captions_srt, self.download_filename(self.captions_srt.name))
+
+    @property
+    def vtt_download_url(self) -> str:
+        return download_url(self.captions_vtt, self.download_filename(self.captions_vtt.name))
+
+    @cached_property
+    def _script_voice(self) -> Voice | None:
+        return next((v for v in speech.list_voices() if v.id == self.voice), None)
+
+    @property
+    def captions_language(self) -> str:
+        """The captions' BCP 47 language (a <track>'s srclang): the script's voice's; "" if unknown."""
+        return self._script_voice.language if self._script_voice else ""
+
+    @property
+    def captions_label(self) -> str:
+        """What a player's captions menu calls the track: the voice's language, without its gender."""
+        return self._script_voice.name.split(" — ")[0] if self._script_voice else "Captions"
 
 
 class RenderEvent(models.Model):

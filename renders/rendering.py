@@ -22,7 +22,7 @@ from studio.jobs import (
     job_scratch,
     job_update,
 )
-from studio.storage import delete_quietly, download, upload
+from studio.storage import delete_quietly, download, removed_on_failure, upload_each
 
 log = logging.getLogger(__name__)
 
@@ -79,32 +79,36 @@ def _render(render: Render, scratch: Path) -> None:
     )
     result = pipeline.render(request, progress=reporter, should_cancel=reporter.should_cancel)
 
-    stored = [
-        upload(result.video_path, f"{render.key_prefix}video.mp4"),
-        upload(result.poster_path, f"{render.key_prefix}poster.jpg"),
-    ]
-    old = [f.name for f in (render.video, render.poster) if f]
-    finished = job_update(
-        Render,
-        pk=render.pk,
-        from_statuses=RUNNING,
-        status=Render.Status.SUCCEEDED,
-        stage="",
-        progress=100,
-        eta_seconds=None,
-        video=stored[0],
-        poster=stored[1],
-        duration=result.duration,
-        width=result.width,
-        height=result.height,
-        size_bytes=result.video_path.stat().st_size,
-        finished_at=timezone.now(),
-    )
+    outputs = {
+        "video": (result.video_path, "video.mp4"),
+        "poster": (result.poster_path, "poster.jpg"),
+        "captions_srt": (result.srt_path, "captions.srt"),
+        "captions_vtt": (result.vtt_path, "captions.vtt"),
+    }
+    with removed_on_failure() as written:
+        stored = upload_each(outputs, prefix=render.key_prefix, written=written)
+        old = [f.name for f in (render.video, render.poster, render.captions_srt, render.captions_vtt) if f]
+        finished = job_update(
+            Render,
+            pk=render.pk,
+            from_statuses=RUNNING,
+            status=Render.Status.SUCCEEDED,
+            stage="",
+            progress=100,
+            eta_seconds=None,
+            # a render without captions (a voice track) clears any an earlier attempt stored
+            **{"captions_srt": "", "captions_vtt": "", **stored},
+            duration=result.duration,
+            width=result.width,
+            height=result.height,
+            size_bytes=result.video_path.stat().st_size,
+            finished_at=timezone.now(),
+        )
     if finished:
         delete_quietly(old)
         RenderEvent.objects.create(render=render, kind="succeeded", message=f"{result.duration:.2f} s")
     else:  # cancelled while uploading
-        delete_quietly(stored)
+        delete_quietly(written)
 
 
 def _fail(render: Render, message: str, *, detail: str = "") -> None:

@@ -48,6 +48,22 @@ def upload(path: Path, key: str) -> str:
         return default_storage.save(key, wrapped)
 
 
+def upload_each(
+    outputs: dict[str, tuple[Path | None, str]], *, prefix: str, written: list[str]
+) -> dict[str, str]:
+    """Store each output `field: (local path or None, name)` under `prefix`; field → key.
+
+    Each key joins `written` the moment it exists, so a `removed_on_failure` block around
+    the uploads and the row update that follows leaves nothing behind.
+    """
+    stored: dict[str, str] = {}
+    for field, (path, name) in outputs.items():
+        if path:
+            stored[field] = upload(path, f"{prefix}{name}")
+            written.append(stored[field])
+    return stored
+
+
 def delete_quietly(names: list[str]) -> None:
     """Remove stored files after their rows are gone; a missing file is not an error."""
     for name in names:

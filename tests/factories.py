@@ -43,8 +43,10 @@ def ready_avatar(*, team, user, name: str = "Presenter", kind: str = "photo", ge
     return avatar
 
 
-def finished_render(*, avatar: Avatar, user, title: str = "Welcome", **fields) -> Render:
-    """A render that succeeded, with a tiny real MP4 and poster in storage."""
+def finished_render(
+    *, avatar: Avatar, user, title: str = "Welcome", captions: bool = False, **fields
+) -> Render:
+    """A render that succeeded, with a tiny real MP4 and poster (and captions) in storage."""
     render = Render(
         team=avatar.team, avatar=avatar, created_by=user, title=title, script="Hello there.", voice="en-us",
         status=Render.Status.SUCCEEDED, progress=100, duration=1.0, width=96, height=96,
@@ -52,6 +54,9 @@ def finished_render(*, avatar: Avatar, user, title: str = "Welcome", **fields) -
     )
     render.video.name = store_fixture("clip.mp4", f"{render.key_prefix}video.mp4")
     render.poster.name = store_fixture("poster.jpg", f"{render.key_prefix}poster.jpg")
+    if captions:
+        render.captions_srt.name = store_fixture("captions.srt", f"{render.key_prefix}captions.srt")
+        render.captions_vtt.name = store_fixture("captions.vtt", f"{render.key_prefix}captions.vtt")
     render.size_bytes = (FIXTURES / "clip.mp4").stat().st_size
     render.save(force_insert=True)
     return render

@@ -143,6 +143,10 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     assert duration > 2
     page.evaluate("document.querySelector('video.player').currentTime = 1.0")  # seeking needs Range
     page.wait_for_function("() => Math.abs(document.querySelector('video.player').currentTime - 1.0) < 0.5")
+    # The captions track loads (past the Content-Security-Policy) and shows the script's words.
+    page.wait_for_function("() => document.querySelector('video.player').textTracks[0]?.cues?.length > 0")
+    first_cue = page.evaluate("document.querySelector('video.player').textTracks[0].cues[0].text")
+    assert first_cue.replace("\n", " ") in SCRIPT, first_cue
     download = page.get_by_role("link", name="Download MP4")
     expect(download).to_be_visible()
     saved = page.request.get(live_server.url + download.get_attribute("href"))

@@ -84,6 +84,8 @@ def test_render_a_script_with_a_progress_line(video_avatar, root, capsys):
     assert str(out) in captured.out
     assert out.stat().st_size > 0 and out.with_suffix(".jpg").stat().st_size > 0
     assert 3.0 < _video_seconds(out) < 8.0
+    assert f"captions {out.with_suffix('.srt')} {out.with_suffix('.vtt')}" in captured.out
+    assert out.with_suffix(".vtt").read_text("utf-8").startswith("WEBVTT")
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Renders through the web form and the real engine (tasks run inline when the form commits)."""
 
 import pytest
+import srt
 
 from avatars import services as avatar_services
 from avatars.models import Avatar
@@ -41,6 +42,19 @@ class RenderedTestCase(RenderTestCase):
         self.assertContains(page, "<video")
         self.assertContains(page, "Download MP4")
         self.assertEqual(list(job.events.values_list("kind", flat=True)), ["queued", "started", "succeeded"])
+
+    def test_a_script_render_stores_captions_of_its_words(self):
+        self.post_render()
+        job = Render.objects.get()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertEqual(job.captions_vtt.name, f"teams/{self.team.pk}/renders/{job.pk}/captions.vtt")
+        with job.captions_srt.open("rb") as handle:
+            cues = list(srt.parse(handle.read().decode("utf-8")))
+        self.assertEqual(" ".join(cue.content.replace("\n", " ") for cue in cues), SCRIPT)
+        # within the audio: the video lasts as long as the speech, to a frame
+        self.assertLessEqual(cues[-1].end.total_seconds(), job.duration + 1 / 25)
+        self.assertContains(self.client.get(f"/renders/{job.pk}/"), '<track kind="captions"')
+        self.assertEqual(self.client.get(f"/media/{job.captions_vtt.name}")["Content-Type"], "text/vtt")
 
     def test_it_renders_an_uploaded_voice_track(self):
         with open(media_cache.audio(3.0, "wav"), "rb") as handle:

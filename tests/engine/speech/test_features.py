@@ -23,7 +23,9 @@ def test_frame_cepstrum_is_per_frame_and_independent_of_recording_gain(voice_tra
     quieter = speech.frame_cepstrum(samples * 0.1, rate, 25)
     speaking = cepstrum[:, 0] > -3.0
     assert speaking.mean() > 0.5
-    assert np.abs(quieter - cepstrum)[speaking].max() < 0.1  # of values spanning ±10
+    # Of values spanning ±10; the spectrum's tiny absolute floor (log of power + 1e-8) moves
+    # the quietest bands of a 20-dB-quieter take by up to ~0.1, depending on the voice.
+    assert np.abs(quieter - cepstrum)[speaking].max() < 0.15
     # and so does one at another sample rate
     at_16k = speech.frame_cepstrum(speech.resample(samples, rate, 16000), 16000, 25)
     assert np.corrcoef(at_16k[speaking, 1], cepstrum[speaking, 1])[0, 1] > 0.95
