@@ -44,7 +44,7 @@ bench: install
 
 # Lip-sync figures on the team's real clip (STUDIO_SHARED_MEDIA, default ../shared/media):
 # self-reenactment, and driven by recorded voices and espeak voices in five languages.
-SHARED_MEDIA ?= $(or $(STUDIO_SHARED_MEDIA),$(CURDIR)/../shared/media)
+SHARED_MEDIA ?= $(or $(STUDIO_SHARED_MEDIA),$(abspath $(CURDIR)/../shared/media))
 eval: install
 	$(BIN)/python -m engine eval --video $(SHARED_MEDIA)/obama_address_30s.mov --split 20 \
 	  --drive $(SHARED_MEDIA)/jfk_inaugural_11s.wav --drive $(SHARED_MEDIA)/speech_en.wav \

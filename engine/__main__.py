@@ -458,7 +458,8 @@ def _write_eval_report(path: Path, lines: list[str]) -> None:
     from .devmedia import shared_media
 
     # The shared media's place differs per machine; the page names it by its variable.
-    folders = {str(shared_media()), os.path.normpath(str(shared_media()))}
+    folders = sorted({str(shared_media()), os.path.normpath(str(shared_media())), str(shared_media().resolve())},
+                     key=len, reverse=True)
     arguments = [shlex.quote(arg) for arg in sys.argv[1:]]
     for folder in folders:
         arguments = [arg.replace(folder, "$STUDIO_SHARED_MEDIA") for arg in arguments]
