@@ -436,7 +436,8 @@ def drive(voice: DrivingVoice, footage: Footage, folder: Path, progress: Progres
     entry["all_targets_met"] = all(v is True for v in verdicts)
     contact_sheet(cells, folder / "contact_sheet.png",
                   caption="each cell: time, speech/pause / the footage drawn on (top) / rendered (bottom)")
-    title = f"{voice.name}: {voice.source}"[:120]
+    # A script's own text may be in a writing the plot's font lacks; its name says enough.
+    title = voice.name if str(voice.source).startswith("espeak:") else f"{voice.name}: {voice.source}"[:120]
     aperture_loudness_plot(folder / "aperture.png", fps=fps, rendered=aperture, baseline=baseline,
                            track=track, own=own, title=title, lag=figures["lag"])
     entry["timings"] = {k: round(v, 2) for k, v in timings.items()}
