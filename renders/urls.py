@@ -10,5 +10,6 @@ urlpatterns = [
     path("<uuid:render_id>/", views.render_detail, name="detail"),
     path("<uuid:render_id>/cancel/", views.render_cancel, name="cancel"),
     path("<uuid:render_id>/retry/", views.render_retry, name="retry"),
+    path("<uuid:render_id>/captions.vtt", views.render_captions_track, name="captions_track"),
     path("<uuid:render_id>/delete/", views.render_delete, name="delete"),
 ]

@@ -126,6 +126,20 @@ def render_delete(request: HttpRequest, render_id) -> HttpResponse:
 
 
 @login_required
+def render_captions_track(request: HttpRequest, render_id) -> HttpResponse:
+    """The WebVTT track for the player, from the studio's own origin.
+
+    In S3 mode the video plays from the bucket, but a <track> from another origin needs CORS
+    on the bucket and a crossorigin player; a few kilobytes through the studio need neither.
+    """
+    job = team_object_or_404(request, Render, render_id)
+    if not job.captions_vtt:
+        raise Http404("This render has no captions.")
+    with job.captions_vtt.open("rb") as handle:
+        return HttpResponse(handle.read(), content_type="text/vtt; charset=utf-8")
+
+
+@login_required
 @cache_control(private=True, max_age=86400)
 def voice_sample(request: HttpRequest) -> HttpResponse:
     voice_id = request.GET.get("voice", "")

@@ -22,7 +22,7 @@ class CaptionsPageTestCase(RenderTestCase):
         page = self.client.get(f"/renders/{job.pk}/")
         self.assertContains(
             page,
-            f'<track kind="captions" src="/media/{job.captions_vtt.name}" srclang="en-US" '
+            f'<track kind="captions" src="/renders/{job.pk}/captions.vtt" srclang="en-US" '
             'label="English (America)" default>',
             html=True,
         )
@@ -51,6 +51,19 @@ class CaptionsPageTestCase(RenderTestCase):
         response = self.client.get(job.srt_download_url)
         self.assertEqual(response["Content-Type"], "application/x-subrip")
         self.assertEqual(response["Content-Disposition"], 'attachment; filename="Spring launch.srt"')
+
+    def test_the_player_track_comes_from_the_studio_itself(self):
+        # Same origin whatever the storage: a <track> from an S3 bucket would need CORS.
+        job = finished_render(avatar=self.avatar, user=self.alice, captions=True)
+        self.login(self.vera, self.team)
+        response = self.client.get(f"/renders/{job.pk}/captions.vtt")
+        self.assertEqual(response["Content-Type"], "text/vtt; charset=utf-8")
+        self.assertTrue(response.content.startswith(b"WEBVTT"))
+        self.assertIn("private", response["Cache-Control"])
+        plain = finished_render(avatar=self.avatar, user=self.alice, title="No captions")
+        self.assertEqual(self.client.get(f"/renders/{plain.pk}/captions.vtt").status_code, 404)
+        self.login(self.charlie)
+        self.assertEqual(self.client.get(f"/renders/{job.pk}/captions.vtt").status_code, 404)
 
     def test_outsider_gets_404_for_the_captions(self):
         job = finished_render(avatar=self.avatar, user=self.alice, captions=True)
