@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import InputRejected
 from . import espeak
-from .espeak import EVENT_PHONEME, EVENT_WORD, RawEvent
+from .espeak import EVENT_PHONEME, EVENT_WORD, SSML, RawEvent
+from .scripts import readable_for_voice
 from .ssml import Substitution, prepare_for_espeak, validate_script
 from .voices import DEFAULT_VOICE, resolve_voice
 
@@ -190,6 +191,10 @@ def synthesize(
     _check_number(pitch, PITCH_MIN, PITCH_MAX, field="pitch", integer=True, sentence=_PITCH_SENTENCE)
     espeak_voice = resolve_voice(voice)
     prepared, flags, substitutions = prepare_for_espeak(script)
+    # kanji and hanja the voice would read as "Chinese letter" become kana and hangul
+    prepared, substitutions = readable_for_voice(
+        prepared, espeak_voice, markup=bool(flags & SSML), substitutions=substitutions
+    )
     rate = int(round(_ESPEAK_NORMAL_RATE * float(speed)))
     engine = espeak.instance()
     with espeak.LOCK:
