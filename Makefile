@@ -60,7 +60,7 @@ eval: install
 
 # The status page at 100 polls/s under gunicorn while a render runs; writes docs/performance.md.
 load: install
-	VAR_DIR=$(CURDIR)/var/load $(BIN)/python manage.py load
+	env -u DATABASE_URL -u REDIS_URL -u AWS_STORAGE_BUCKET_NAME VAR_DIR=$(CURDIR)/var/load $(BIN)/python manage.py load
 
 clean:
 	rm -rf var/test var/test.sqlite3 .pytest_cache

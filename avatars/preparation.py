@@ -29,11 +29,18 @@ GENERIC_FAILURE = (
     "Something went wrong while preparing this avatar; try again, and if it keeps failing "
     "re-export the file as an H.264 MP4 or a PNG."
 )
+INFRASTRUCTURE_FAILURE = (
+    "The studio's storage or database kept failing while preparing this avatar; try again in a "
+    "few minutes, and tell your admin if it happens again."
+)
 STAGE_WEIGHTS = {"preview": 0.05, "normalising": 0.8, "tracking": 0.1, "poster": 0.05}
 
 
-def avatar_prepare(avatar_id: str) -> None:
-    """Pre-flight the source, then normalise it and make the poster, preview and mouth library."""
+def avatar_prepare(avatar_id: str, *, last_try: bool = True) -> None:
+    """Pre-flight the source, then normalise it and make the poster, preview and mouth library.
+
+    On a transient infrastructure error the job goes back for the task's retry, or — on its
+    `last_try` — fails with a sentence rather than waiting queued."""
     if not job_claim(
         Avatar, pk=avatar_id, from_statuses=[Avatar.Status.UPLOADED], to_status=Avatar.Status.CHECKING
     ):
@@ -50,7 +57,11 @@ def avatar_prepare(avatar_id: str) -> None:
     except EngineError as error:
         avatar.fail(str(error))
     except TRANSIENT_ERRORS:
-        _release(avatar)
+        if last_try:
+            log.exception("preparing avatar %s: storage or database kept failing", avatar_id)
+            avatar.fail(INFRASTRUCTURE_FAILURE)
+        else:
+            _release(avatar)
         raise
     except Exception:
         log.exception("preparing avatar %s failed", avatar_id)

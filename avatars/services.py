@@ -79,7 +79,7 @@ def avatar_prepare_enqueue(avatar_id) -> None:
 def avatar_retry(*, avatar: Avatar) -> bool:
     """Put a failed avatar back in line; rejected ones need a new file instead."""
     moved = Avatar.objects.filter(pk=avatar.pk, status=Avatar.Status.FAILED).update(
-        status=Avatar.Status.UPLOADED, error="", progress=0, stage="", attempts=0
+        status=Avatar.Status.UPLOADED, error="", progress=0, stage="", attempts=0, updated_at=timezone.now()
     )
     if moved:
         transaction.on_commit(lambda: avatar_prepare_enqueue(avatar.pk))

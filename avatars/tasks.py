@@ -6,9 +6,9 @@ from avatars.services import avatar_prepare_enqueue
 from studio.jobs import TRANSIENT_RETRY, job_sweep
 
 
-@shared_task(acks_late=True, **TRANSIENT_RETRY)
-def avatar_prepare(avatar_id: str) -> None:
-    preparation.avatar_prepare(avatar_id)
+@shared_task(bind=True, acks_late=True, **TRANSIENT_RETRY)
+def avatar_prepare(self, avatar_id: str) -> None:
+    preparation.avatar_prepare(avatar_id, last_try=self.request.retries >= self.max_retries)
 
 
 @shared_task

@@ -27,11 +27,17 @@ from studio.storage import delete_quietly, download, removed_on_failure, upload_
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "Something went wrong while rendering; retry, and if it fails again contact your admin."
+INFRASTRUCTURE_FAILURE = (
+    "The studio's storage or database kept failing while rendering; retry in a few minutes, "
+    "and tell your admin if it happens again."
+)
 STAGE_WEIGHTS = {"speech": 0.1, "frames": 0.85, "finalize": 0.05}
 RUNNING = [Render.Status.RUNNING]
 
 
-def render_run(render_id: str) -> None:
+def render_run(render_id: str, *, last_try: bool = True) -> None:
+    """Run one attempt; on a transient infrastructure error, hand the job back for the task's
+    retry, or — on its `last_try` — fail it with a sentence rather than leave it queued."""
     if not job_claim(Render, pk=render_id, from_statuses=[Render.Status.QUEUED], to_status=Render.Status.RUNNING):
         return  # deleted, cancelled before it started, or claimed elsewhere
     render = Render.objects.select_related("avatar").get(pk=render_id)
@@ -47,7 +53,10 @@ def render_run(render_id: str) -> None:
     except EngineError as error:
         _fail(render, str(error))
     except TRANSIENT_ERRORS as error:
-        if job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED):
+        if last_try:
+            log.exception("render %s: storage or database kept failing", render_id)
+            _fail(render, INFRASTRUCTURE_FAILURE, detail=repr(error))
+        elif job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED):
             RenderEvent.objects.create(render=render, kind="retrying", message=repr(error))
         raise
     except Exception as error:

@@ -89,6 +89,7 @@ def render_retry(*, render: Render) -> bool:
         stage="",
         eta_seconds=None,
         attempts=0,
+        updated_at=timezone.now(),
         finished_at=None,
     )
     if moved:

@@ -6,9 +6,9 @@ from renders.services import render_run_enqueue
 from studio.jobs import TRANSIENT_RETRY, job_sweep
 
 
-@shared_task(acks_late=True, **TRANSIENT_RETRY)
-def render_run(render_id: str) -> None:
-    rendering.render_run(render_id)
+@shared_task(bind=True, acks_late=True, **TRANSIENT_RETRY)
+def render_run(self, render_id: str) -> None:
+    rendering.render_run(render_id, last_try=self.request.retries >= self.max_retries)
 
 
 @shared_task

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.5
 RESTARTING = "restarting"  # the stage a swept job waits in, so its page says why it went back
-SCRATCH_NAME = re.compile(r"^(?P<model>[a-z]+)-(?P<pk>[0-9a-f-]{36})-(?P<attempt>\d+)$")
+SCRATCH_NAME = re.compile(r"^(?P<model>[a-z]+)-(?P<pk>[0-9a-f-]{36})-(?P<attempt>\d+)(?:-[0-9a-f]{8})?$")
 STOPPED_RESPONDING = "The worker stopped responding {n} times; retry, or contact your admin if it keeps happening."
 # Infrastructure hiccups (a locked SQLite file, a storage endpoint that dropped a connection)
 # that say nothing about the job itself: the task is retried with backoff instead of failing.
@@ -82,6 +82,7 @@ def job_claim(model, *, pk, from_statuses: list[str], to_status: str) -> bool:
     return bool(
         model.objects.filter(pk=pk, status__in=from_statuses).update(
             status=to_status,
+            updated_at=now,
             stage="",
             attempts=F("attempts") + 1,
             heartbeat_at=now,
@@ -170,11 +171,12 @@ class Heartbeat:
     def _run(self) -> None:
         try:
             while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
-                self.model.objects.filter(pk=self.pk, status__in=self.running_statuses).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:  # a missed beat is for the sweep to judge; never kill the job over it
-            log.exception("heartbeat of %s %s stopped", self.model.__name__, self.pk)
+                try:
+                    self.model.objects.filter(pk=self.pk, status__in=self.running_statuses).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # one missed beat (a locked database) is no reason to stop beating
+                    log.warning("heartbeat of %s %s missed a beat", self.model.__name__, self.pk, exc_info=True)
         finally:
             connection.close()  # this thread's own connection
 
@@ -189,8 +191,9 @@ def job_scratch(model, *, pk, attempt: int, running_statuses: list[str]) -> Iter
     root = Path(settings.JOB_SCRATCH_DIR)
     root.mkdir(parents=True, exist_ok=True)
     scratch_sweep(model, running_statuses=running_statuses)
-    path = root / f"{model._meta.model_name}-{pk}-{attempt}"
-    path.mkdir(exist_ok=True)
+    # The random part keeps two workers apart should both ever hold the same attempt.
+    path = root / f"{model._meta.model_name}-{pk}-{attempt}-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
     try:
         yield path
     finally:
@@ -222,16 +225,22 @@ def scratch_sweep(model, *, running_statuses: list[str]) -> int:
     return removed
 
 
-def stale_rows(model, *, running_statuses: list[str]):
+def _stale() -> Q:
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
-    return model.objects.filter(status__in=running_statuses).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
-    )
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
 
 
-def job_update(model, *, pk, from_statuses: list[str], **fields) -> bool:
-    """Change a job row only if it is still in one of `from_statuses`; False if it moved on."""
-    return bool(model.objects.filter(pk=pk, status__in=from_statuses).update(**fields))
+def stale_rows(model, *, running_statuses: list[str]):
+    return model.objects.filter(status__in=running_statuses).filter(_stale())
+
+
+def job_update(model, *, pk, from_statuses: list[str], only_if: Q | None = None, **fields) -> bool:
+    """Change a job row only if it is still in one of `from_statuses` (and matches `only_if`);
+    False if it moved on. `updated_at` moves too: `.update()` skips `auto_now`."""
+    rows = model.objects.filter(pk=pk, status__in=from_statuses)
+    if only_if is not None:
+        rows = rows.filter(only_if)
+    return bool(rows.update(updated_at=timezone.now(), **fields))
 
 
 def job_fail(model, *, pk, from_statuses: list[str], message: str, **fields) -> bool:
@@ -261,18 +270,19 @@ def job_sweep(
     `on_swept(pk, what)` lets an app record what happened (renders keep an event timeline).
     """
     counts = {"requeued": 0, "failed": 0}
+    still_stale = _stale()  # a beat that lands after the read below saves the job
     for row in stale_rows(model, running_statuses=running_statuses):
         with transaction.atomic():
             if row.attempts >= settings.JOB_MAX_ATTEMPTS:
                 moved = job_fail(
-                    model, pk=row.pk, from_statuses=[row.status],
+                    model, pk=row.pk, from_statuses=[row.status], only_if=still_stale,
                     message=STOPPED_RESPONDING.format(n=row.attempts),
                 )
                 counts["failed"] += moved
             else:
                 moved = job_update(
-                    model, pk=row.pk, from_statuses=[row.status], status=entry_status, stage=RESTARTING,
-                    progress=0,
+                    model, pk=row.pk, from_statuses=[row.status], only_if=still_stale, status=entry_status,
+                    stage=RESTARTING, progress=0,
                 )
                 if moved:
                     transaction.on_commit(lambda pk=row.pk: enqueue(pk))

@@ -22,7 +22,8 @@ from studio.models import Membership
 CANONICAL_KEY = re.compile(
     r"^teams/(?P<team>[1-9][0-9]*)/(?P<folder>[a-z]+)/"
     r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"
-    r"[a-z0-9][a-z0-9_-]*\.[a-z0-9]{1,5}$"
+    # a generated name, or — where storage found it taken — the same with Django's 7-character suffix
+    r"[a-z0-9][a-z0-9_-]*(?:_[A-Za-z0-9]{7})?\.[a-z0-9]{1,5}$"
 )
 # Which model owns the keys under each folder; by label, so the project package does not
 # import the apps built on top of it.

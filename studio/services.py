@@ -91,9 +91,11 @@ def invitation_accept(*, invitation: Invitation, user: AbstractUser) -> Membersh
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.is_open:
         return None
-    membership, _ = Membership.objects.get_or_create(
+    membership, joined = Membership.objects.get_or_create(
         team=invitation.team, user=user, defaults={"role": invitation.role}
     )
+    if not joined:  # already in the team: the link stays open for the person it was meant for
+        return membership
     invitation.accepted_by, invitation.accepted_at = user, timezone.now()
     invitation.save(update_fields=["accepted_by", "accepted_at"])
     return membership

@@ -129,14 +129,17 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# A success must not clear failures: anyone may sign up, and their own good sign-ins would
+# otherwise wipe the count against someone else's account from the same address. Nor may a
+# guess during a lockout restart it, or one guess every 15 minutes would lock an account for good.
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "studio.views.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "studio.access.client_ip"
 AXES_VERBOSE = False
-if envbool("USE_X_FORWARDED_FOR", "0"):
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-# Sessions are read on every request (the status page polls each second): from this process's
-# memory when it has seen them, from the database otherwise.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# How many proxies of yours sit in front of the studio, each appending to X-Forwarded-For;
+# 0: the connecting address is the client's.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -231,7 +234,8 @@ MEDIA_ORIGINS = [
         f"https://{AWS_S3_CUSTOM_DOMAIN}" if AWS_S3_CUSTOM_DOMAIN else "",
         AWS_S3_ENDPOINT_URL or "",
         f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com" if AWS_STORAGE_BUCKET_NAME else "",
-        "https://*.amazonaws.com" if AWS_STORAGE_BUCKET_NAME and not AWS_S3_ENDPOINT_URL else "",
+        f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{AWS_S3_REGION_NAME}.amazonaws.com"
+        if AWS_STORAGE_BUCKET_NAME and AWS_S3_REGION_NAME else "",
     )
     if origin
 ]
@@ -246,7 +250,7 @@ CONTENT_SECURITY_POLICY = {
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'", *MEDIA_ORIGINS],
+        "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
 }
@@ -269,6 +273,7 @@ EMAIL_PORT = envint("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "1")
+EMAIL_TIMEOUT = 10  # seconds: a hung mail server must not hold a web worker
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Avatar Studio <studio@localhost>")
 
 FILE_UPLOAD_HANDLERS = ["studio.uploads.LimitedUploadHandler"]

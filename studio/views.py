@@ -68,6 +68,8 @@ def team_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def team_settings(request: HttpRequest) -> HttpResponse:
+    if request.team is None:
+        return redirect("team_new")
     form = InvitationForm(request.POST or None)
     if request.method == "POST":
         require_owner(request)
@@ -118,6 +120,9 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     leaving = membership.user_id == request.user.pk
     if not leaving:
         require_owner(request)
+    elif membership.team.personal:
+        messages.error(request, "Your personal team is yours for good; you can leave shared teams.")
+        return redirect("team_settings")
     try:
         services.membership_remove(membership=membership)
     except TeamNeedsAnOwner as refusal:

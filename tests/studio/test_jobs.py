@@ -13,6 +13,7 @@ from django.utils import timezone
 from avatars.models import Avatar
 from avatars.tasks import avatar_sweep
 from renders.models import Render
+from renders import rendering
 from renders.tasks import render_run, render_sweep
 from studio.jobs import Heartbeat, ProgressReporter, job_claim, job_scratch
 from studio.models import Team
@@ -103,18 +104,26 @@ class JobTestCase(BaseTestCase):
         self.assertEqual(stale.status, Avatar.Status.UPLOADED)
 
     def test_a_transient_storage_error_is_retried_not_failed(self):
+        with mock.patch("renders.rendering.download", side_effect=OperationalError("database is locked")):
+            with self.assertRaises(OperationalError):  # raised for Celery's autoretry
+                rendering.render_run(str(self.job.pk), last_try=False)
+        self.job.refresh_from_db()
+        # Handed back to the queue for the retry, without counting against the attempt limit.
+        self.assertEqual((self.job.status, self.job.attempts, self.job.error), (Render.Status.QUEUED, 0, ""))
+        self.assertEqual(list(self.job.events.values_list("kind", flat=True)), ["started", "retrying"])
+
+    def test_an_error_that_outlasts_every_retry_fails_the_job_with_a_sentence(self):
         # Eager tasks run their retries inline, one after another, without the backoff's wait.
         celery_app.conf.task_eager_propagates = False
         self.addCleanup(setattr, celery_app.conf, "task_eager_propagates", True)
-        with mock.patch("renders.rendering.download", side_effect=OperationalError("database is locked")) as download:
+        with mock.patch("renders.rendering.download", side_effect=OperationalError("disk I/O error")) as download:
             render_run.apply(args=[str(self.job.pk)])
-        tries = render_run.max_retries + 1
-        self.assertEqual(download.call_count, tries)
+        self.assertEqual(download.call_count, render_run.max_retries + 1)
         self.job.refresh_from_db()
-        # Each try handed the job back without counting against the attempt limit; after the
-        # last one it waits, queued, for the sweep to send it again.
-        self.assertEqual((self.job.status, self.job.attempts, self.job.error), (Render.Status.QUEUED, 0, ""))
-        self.assertEqual(self.job.events.filter(kind="retrying").count(), tries)
+        self.assertEqual(self.job.status, Render.Status.FAILED)
+        self.assertIn("storage or database kept failing", self.job.error)
+        self.assertEqual(self.job.events.filter(kind="retrying").count(), render_run.max_retries)
+        self.assertEqual(self.job.events.last().kind, "failed")
 
 
 class ScratchTestCase(BaseTestCase):

@@ -29,13 +29,33 @@ class LoginThrottleTestCase(BaseTestCase):
         self.assertEqual(self.sign_in("bob", PASSWORD, ip="10.0.0.7").status_code, 429)
         self.assertEqual(self.sign_in("bob", PASSWORD, ip="10.0.0.8").status_code, 302)
 
-    def test_a_successful_sign_in_forgets_earlier_mistakes(self):
-        for _ in range(4):
-            self.sign_in("alice", WRONG)
-        self.assertEqual(self.sign_in("alice", PASSWORD).status_code, 302)
+    def test_signing_in_to_your_own_account_does_not_clear_guesses_at_another(self):
+        mallory = user_create(username="mallory", password=PASSWORD)
+        for _ in range(2):
+            for _ in range(2):
+                self.sign_in("alice", WRONG, ip="10.0.0.7")
+            self.assertEqual(self.sign_in(mallory.username, PASSWORD, ip="10.0.0.7").status_code, 302)
+            self.client.post("/accounts/logout/")
+        self.sign_in("alice", WRONG, ip="10.0.0.8")
+        self.assertEqual(self.sign_in("alice", PASSWORD, ip="10.0.0.9").status_code, 429)
+
+    @override_settings(TRUSTED_PROXY_COUNT=1)
+    def test_behind_a_proxy_the_forwarded_client_is_counted_not_the_proxy(self):
+        proxy = "10.0.0.1"
+        for number in range(5):
+            user_create(username=f"user{number}", password=PASSWORD)
+            self.client.post(
+                "/accounts/login/", {"username": f"user{number}", "password": WRONG},
+                REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5",
+            )
+        # another client through the same proxy still signs in; a forged left-most hop doesn't help
+        ok = self.client.post("/accounts/login/", {"username": "bob", "password": PASSWORD},
+                              REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+        self.assertEqual(ok.status_code, 302)
         self.client.post("/accounts/logout/")
-        for _ in range(4):
-            self.assertEqual(self.sign_in("alice", WRONG).status_code, 200)
+        forged = self.client.post("/accounts/login/", {"username": "bob", "password": PASSWORD},
+                                  REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.5")
+        self.assertEqual(forged.status_code, 429)
 
     def test_the_admin_login_is_throttled_too(self):
         for _ in range(5):

@@ -98,6 +98,15 @@ class MediaFileTestCase(BaseTestCase):
             with self.subTest(walk=walk, removed=True):
                 self.assertEqual(self.client.get(f"/media/{walk}").status_code, 404)
 
+    def test_a_name_storage_made_unique_is_still_served(self):
+        # A leftover video.mp4 from a killed attempt makes storage save the next one as video_AbC12xY.mp4.
+        key = f"{self.render.key_prefix}video_AbC12xY.mp4"
+        self.store(key, self.content)
+        self.render.video.name = key
+        self.render.save()
+        self.login(self.alice)
+        self.assertEqual(self.client.get(f"/media/{key}").status_code, 200)
+
     def test_a_file_the_object_no_longer_holds_is_404(self):
         # A leftover file under a real object's folder is not served: only the object's own files are.
         self.store(f"{self.render.key_prefix}old.mp4", b"stale")

@@ -6,7 +6,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from studio.models import Invitation, Membership, Team
-from studio.services import user_create
+from studio.services import team_create, user_create
 from tests.base import PASSWORD, BaseTestCase
 
 
@@ -86,18 +86,32 @@ class MembersTestCase(BaseTestCase):
         self.client.post(f"/team/members/{self.membership(self.alice).pk}/role/", {"role": "editor"})
         self.assertEqual((self.membership(self.alice).role, self.membership(self.bob).role), ("editor", "owner"))
 
+    def shared_team(self) -> Team:
+        team = team_create(name="Launch videos", owner=self.alice)
+        Membership.objects.create(team=team, user=self.bob, role=Membership.Role.EDITOR)
+        return team
+
     def test_the_last_owner_cannot_be_removed_or_leave(self):
-        self.login(self.alice, self.team)
-        owner = self.membership(self.alice)
+        team = self.shared_team()
+        self.login(self.alice, team)
+        owner = Membership.objects.get(team=team, user=self.alice)
         response = self.client.post(f"/team/members/{owner.pk}/remove/", follow=True)
         self.assertContains(response, "A team needs at least one owner")
         self.assertTrue(Membership.objects.filter(pk=owner.pk).exists())
 
     def test_a_member_leaves_on_their_own(self):
-        self.login(self.bob, self.team)
-        response = self.client.post(f"/team/members/{self.membership(self.bob).pk}/remove/")
+        team = self.shared_team()
+        self.login(self.bob, team)
+        response = self.client.post(f"/team/members/{Membership.objects.get(team=team, user=self.bob).pk}/remove/")
         self.assertRedirects(response, "/", fetch_redirect_response=False)
-        self.assertFalse(Membership.objects.filter(team=self.team, user=self.bob).exists())
+        self.assertFalse(Membership.objects.filter(team=team, user=self.bob).exists())
+
+    def test_nobody_leaves_their_personal_team(self):
+        self.login(self.alice, self.team)
+        self.client.post(f"/team/members/{self.membership(self.bob).pk}/role/", {"role": "owner"})
+        response = self.client.post(f"/team/members/{self.membership(self.alice).pk}/remove/", follow=True)
+        self.assertContains(response, "Your personal team is yours for good")
+        self.assertTrue(Membership.objects.filter(team=self.team, user=self.alice).exists())
 
     def test_editors_cannot_change_roles_or_remove_others(self):
         self.login(self.bob, self.team)
@@ -157,11 +171,13 @@ class InvitationTestCase(BaseTestCase):
         self.assertEqual(self.client.post(f"/invitations/{fresh.token}/").status_code, 404)
         self.assertFalse(Membership.objects.filter(team=self.team, user=self.charlie).exists())
 
-    def test_accepting_never_demotes_a_member(self):
+    def test_accepting_never_demotes_a_member_nor_uses_up_the_link(self):
         invitation = self.invite(role="viewer")
         self.login(self.bob, self.team)
         self.client.post(f"/invitations/{invitation.token}/")
         self.assertEqual(Membership.objects.get(team=self.team, user=self.bob).role, "editor")
+        invitation.refresh_from_db()
+        self.assertIsNone(invitation.accepted_at)
 
     def test_only_owners_invite(self):
         self.login(self.bob, self.team)

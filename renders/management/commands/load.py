@@ -67,6 +67,11 @@ class Command(BaseCommand):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
         if Path(settings.VAR_DIR).name != "load":
             raise CommandError("Run this through `make load`: it needs its own VAR_DIR (var/load) to wipe.")
+        embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        if not embedded or settings.REDIS_URL or settings.AWS_STORAGE_BUCKET_NAME:
+            # It empties the database and runs a worker on the queues: never on a real deployment.
+            raise CommandError("Unset DATABASE_URL, REDIS_URL and AWS_STORAGE_BUCKET_NAME: `make load` runs on "
+                               "the embedded stack in var/load only.")
         shutil.rmtree(settings.VAR_DIR / "media", ignore_errors=True)
         call_command("migrate", verbosity=0)
         call_command("flush", interactive=False, verbosity=0)
