@@ -2,6 +2,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 
 from studio.jobs import TeamOwnedJob, job_fail
 
@@ -115,6 +116,6 @@ class Avatar(TeamOwnedJob):
             if f
         ]
 
-    def fail(self, message: str) -> bool:
-        """Fail a job still being checked or prepared; False if it settled meanwhile."""
-        return job_fail(Avatar, pk=self.pk, from_statuses=self.RUNNING, message=message)
+    def fail(self, message: str, *, only_if: Q | None = None) -> bool:
+        """Fail a job still being checked or prepared (by this claim); False if it settled meanwhile."""
+        return job_fail(Avatar, pk=self.pk, from_statuses=self.RUNNING, only_if=only_if, message=message)

@@ -7,6 +7,7 @@ from the avatar's id and re-reads its row, so a redelivered or re-queued job is 
 import logging
 from pathlib import Path
 
+from django.db.models import Q
 from django.utils import timezone
 
 from avatars.models import Avatar
@@ -17,6 +18,7 @@ from studio.jobs import (
     Heartbeat,
     ProgressReporter,
     job_claim,
+    job_claimed_by,
     job_release,
     job_scratch,
     job_update,
@@ -46,45 +48,47 @@ def avatar_prepare(avatar_id: str, *, last_try: bool = True) -> None:
     ):
         return  # deleted, or already claimed by another worker
     avatar = Avatar.objects.get(pk=avatar_id)
+    claim = job_claimed_by(avatar)
     try:
         with (
             job_scratch(Avatar, pk=avatar.pk, attempt=avatar.attempts, running_statuses=Avatar.RUNNING) as scratch,
-            Heartbeat(Avatar, avatar.pk, running_statuses=Avatar.RUNNING),
+            Heartbeat(Avatar, avatar.pk, running_statuses=Avatar.RUNNING, claim=claim),
         ):
-            _check_and_prepare(avatar, scratch)
+            _check_and_prepare(avatar, scratch, claim)
     except Cancelled:
         return
     except EngineError as error:
-        avatar.fail(str(error))
+        avatar.fail(str(error), only_if=claim)
     except TRANSIENT_ERRORS:
         if last_try:
             log.exception("preparing avatar %s: storage or database kept failing", avatar_id)
-            avatar.fail(INFRASTRUCTURE_FAILURE)
+            avatar.fail(INFRASTRUCTURE_FAILURE, only_if=claim)
         else:
-            _release(avatar)
+            _release(avatar, claim)
         raise
     except Exception:
         log.exception("preparing avatar %s failed", avatar_id)
-        avatar.fail(GENERIC_FAILURE)
+        avatar.fail(GENERIC_FAILURE, only_if=claim)
         raise
 
 
-def _release(avatar: Avatar) -> None:
+def _release(avatar: Avatar, claim: Q) -> None:
     """Back in line for the task's retry; the pre-flight verdict, if any, is kept."""
     for running in Avatar.RUNNING:
-        job_release(Avatar, pk=avatar.pk, running_status=running, entry_status=Avatar.Status.UPLOADED)
+        job_release(Avatar, pk=avatar.pk, running_status=running, entry_status=Avatar.Status.UPLOADED, only_if=claim)
 
 
-def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
+def _check_and_prepare(avatar: Avatar, scratch: Path, claim: Q) -> None:
     source = download(avatar.source, scratch)
     # A re-queued avatar that already passed its checks skips straight to preparation.
     if not avatar.preflight.get("ok"):
-        if not _passes_preflight(avatar, source):
+        if not _passes_preflight(avatar, source, claim):
             return
     moved = job_update(
         Avatar,
         pk=avatar.pk,
         from_statuses=[Avatar.Status.CHECKING],
+        only_if=claim,
         status=Avatar.Status.PREPARING,
         stage="preview",
         heartbeat_at=timezone.now(),
@@ -95,7 +99,7 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
     if avatar.background == Avatar.Background.IMAGE and avatar.background_image:
         background = download(avatar.background_image, scratch)
     reporter = ProgressReporter(
-        Avatar, avatar.pk, running_status=Avatar.Status.PREPARING, weights=STAGE_WEIGHTS
+        Avatar, avatar.pk, running_status=Avatar.Status.PREPARING, weights=STAGE_WEIGHTS, claim=claim
     )
     prepared = pipeline.prepare_avatar(
         kind=avatar.kind,
@@ -105,20 +109,21 @@ def _check_and_prepare(avatar: Avatar, scratch: Path) -> None:
         progress=reporter,
         should_cancel=reporter.should_cancel,
     )
-    _store_prepared(avatar, prepared)
+    _store_prepared(avatar, prepared, claim)
 
 
-def _passes_preflight(avatar: Avatar, source: Path) -> bool:
-    Avatar.objects.filter(pk=avatar.pk).update(stage="checking", heartbeat_at=timezone.now())
+def _passes_preflight(avatar: Avatar, source: Path, claim: Q) -> bool:
+    Avatar.objects.filter(claim, pk=avatar.pk).update(stage="checking", heartbeat_at=timezone.now())
     report = preflight.check_avatar_source(source)
     avatar.preflight = {**report.to_dict(), "ok": report.ok}
     if report.ok:
-        Avatar.objects.filter(pk=avatar.pk).update(preflight=avatar.preflight)
+        Avatar.objects.filter(claim, pk=avatar.pk).update(preflight=avatar.preflight)
         return True
     job_update(
         Avatar,
         pk=avatar.pk,
         from_statuses=[Avatar.Status.CHECKING],
+        only_if=claim,
         status=Avatar.Status.REJECTED,
         preflight=avatar.preflight,
         error=report.problems[0].message,
@@ -127,7 +132,7 @@ def _passes_preflight(avatar: Avatar, source: Path) -> bool:
     return False
 
 
-def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
+def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar, claim: Q) -> None:
     """Upload the outputs and mark the avatar ready; nothing stored outlives a lost race."""
     outputs = {
         "media": (prepared.media_path, f"media{prepared.media_path.suffix}"),
@@ -142,6 +147,7 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar) -> None:
             Avatar,
             pk=avatar.pk,
             from_statuses=[Avatar.Status.PREPARING],
+            only_if=claim,
             status=Avatar.Status.READY,
             stage="",
             progress=100,

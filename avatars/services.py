@@ -1,6 +1,5 @@
 import logging
 import uuid
-from pathlib import Path
 
 from django.contrib.auth.models import AbstractUser
 from django.core.files.uploadedfile import UploadedFile
@@ -9,7 +8,6 @@ from django.utils import timezone
 
 from avatars.models import Avatar
 from engine import media, preflight
-from engine.errors import InputRejected
 from studio.models import Team
 from studio.storage import delete_quietly, removed_on_failure, upload
 from studio.uploads import local_path

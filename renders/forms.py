@@ -8,7 +8,6 @@ from engine.errors import InputRejected
 from renders.models import Render
 from studio.uploads import local_path, report_oversize
 
-
 INTERVAL_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)$")
 
 

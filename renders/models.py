@@ -11,7 +11,6 @@ from engine.timeline import LOOP_MODES
 from studio.jobs import TeamOwnedJob
 from studio.storage import download_url
 
-
 UNSAFE_IN_FILENAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 

@@ -7,6 +7,7 @@ the render's id and re-reads its row, so a redelivered or re-queued job is harml
 import logging
 from pathlib import Path
 
+from django.db.models import Q
 from django.utils import timezone
 
 from engine import pipeline
@@ -17,6 +18,7 @@ from studio.jobs import (
     Heartbeat,
     ProgressReporter,
     job_claim,
+    job_claimed_by,
     job_fail,
     job_release,
     job_scratch,
@@ -41,32 +43,36 @@ def render_run(render_id: str, *, last_try: bool = True) -> None:
     if not job_claim(Render, pk=render_id, from_statuses=[Render.Status.QUEUED], to_status=Render.Status.RUNNING):
         return  # deleted, cancelled before it started, or claimed elsewhere
     render = Render.objects.select_related("avatar").get(pk=render_id)
+    claim = job_claimed_by(render)
     RenderEvent.objects.create(render=render, kind="started", message=f"attempt {render.attempts}")
     try:
         with (
             job_scratch(Render, pk=render.pk, attempt=render.attempts, running_statuses=RUNNING) as scratch,
-            Heartbeat(Render, render.pk, running_statuses=RUNNING),
+            Heartbeat(Render, render.pk, running_statuses=RUNNING, claim=claim),
         ):
-            _render(render, scratch)
+            _render(render, scratch, claim)
     except Cancelled:
         return  # the row already says cancelled; the engine removed its partial output
     except EngineError as error:
-        _fail(render, str(error))
+        _fail(render, str(error), claim=claim)
     except TRANSIENT_ERRORS as error:
         if last_try:
             log.exception("render %s: storage or database kept failing", render_id)
-            _fail(render, INFRASTRUCTURE_FAILURE, detail=repr(error))
-        elif job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED):
+            _fail(render, INFRASTRUCTURE_FAILURE, detail=repr(error), claim=claim)
+        elif job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED,
+                         only_if=claim):
             RenderEvent.objects.create(render=render, kind="retrying", message=repr(error))
         raise
     except Exception as error:
         log.exception("render %s failed", render_id)
-        _fail(render, GENERIC_FAILURE, detail=repr(error))
+        _fail(render, GENERIC_FAILURE, detail=repr(error), claim=claim)
         raise
 
 
-def _render(render: Render, scratch: Path) -> None:
-    reporter = ProgressReporter(Render, render.pk, running_status=Render.Status.RUNNING, weights=STAGE_WEIGHTS)
+def _render(render: Render, scratch: Path, claim: Q) -> None:
+    reporter = ProgressReporter(
+        Render, render.pk, running_status=Render.Status.RUNNING, weights=STAGE_WEIGHTS, claim=claim
+    )
     reporter("preparing", 0.0)
     avatar = render.avatar
     speaks_script = render.driver == Render.Driver.TEXT
@@ -101,6 +107,7 @@ def _render(render: Render, scratch: Path) -> None:
             Render,
             pk=render.pk,
             from_statuses=RUNNING,
+            only_if=claim,
             status=Render.Status.SUCCEEDED,
             stage="",
             progress=100,
@@ -120,6 +127,6 @@ def _render(render: Render, scratch: Path) -> None:
         delete_quietly(written)
 
 
-def _fail(render: Render, message: str, *, detail: str = "") -> None:
-    if job_fail(Render, pk=render.pk, from_statuses=RUNNING, message=message, eta_seconds=None):
+def _fail(render: Render, message: str, *, claim: Q, detail: str = "") -> None:
+    if job_fail(Render, pk=render.pk, from_statuses=RUNNING, only_if=claim, message=message, eta_seconds=None):
         RenderEvent.objects.create(render=render, kind="failed", message=detail or message)

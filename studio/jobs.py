@@ -100,8 +100,9 @@ class ProgressReporter:
     cancelled (or swept) meanwhile is not overwritten, and `should_cancel` reports it.
     """
 
-    def __init__(self, model, pk, *, running_status: str, weights: dict[str, float]):
+    def __init__(self, model, pk, *, running_status: str, weights: dict[str, float], claim: Q = Q()):
         self.model = model
+        self.claim = claim
         self.pk = pk
         self.running_status = running_status
         self.weights = weights
@@ -134,7 +135,7 @@ class ProgressReporter:
         # One guarded UPDATE per tick: progress only moves forward (a retried stage may report
         # from zero again), and zero rows updated means the job was cancelled or swept.
         self.still_running = bool(
-            self.model.objects.filter(pk=self.pk, status=self.running_status).update(
+            self.model.objects.filter(self.claim, pk=self.pk, status=self.running_status).update(
                 progress=Greatest("progress", Value(percent)), **updates
             )
         )
@@ -142,7 +143,7 @@ class ProgressReporter:
     def should_cancel(self) -> bool:
         if time.monotonic() - self.last_write >= PROGRESS_EVERY:
             self.still_running = self.model.objects.filter(
-                pk=self.pk, status=self.running_status
+                self.claim, pk=self.pk, status=self.running_status
             ).exists()
             self.last_write = time.monotonic()
         return not self.still_running
@@ -155,8 +156,8 @@ class Heartbeat:
     the sweep's threshold; without this a live job would be re-queued under its own worker.
     """
 
-    def __init__(self, model, pk, *, running_statuses: list[str]):
-        self.model, self.pk, self.running_statuses = model, pk, running_statuses
+    def __init__(self, model, pk, *, running_statuses: list[str], claim: Q = Q()):
+        self.model, self.pk, self.running_statuses, self.claim = model, pk, running_statuses, claim
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{pk}", daemon=True)
 
@@ -172,7 +173,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
                 try:
-                    self.model.objects.filter(pk=self.pk, status__in=self.running_statuses).update(
+                    self.model.objects.filter(self.claim, pk=self.pk, status__in=self.running_statuses).update(
                         heartbeat_at=timezone.now()
                     )
                 except Exception:  # one missed beat (a locked database) is no reason to stop beating
@@ -250,11 +251,23 @@ def job_fail(model, *, pk, from_statuses: list[str], message: str, **fields) -> 
     )
 
 
-def job_release(model, *, pk, running_status: str, entry_status: str) -> bool:
+def job_release(model, *, pk, running_status: str, entry_status: str, only_if: Q | None = None) -> bool:
     """Hand a claimed job back to the queue (its task will be retried), keeping its attempt count."""
     return job_update(
-        model, pk=pk, from_statuses=[running_status], status=entry_status, attempts=F("attempts") - 1
+        model, pk=pk, from_statuses=[running_status], only_if=only_if, status=entry_status,
+        attempts=F("attempts") - 1,
     )
+
+
+def job_claimed_by(row) -> Q:
+    """The claim a worker holds: the row as its own claim left it.
+
+    A retried job starts again from attempt 0, so the attempt number alone does not tell two
+    claims apart; the claim's start time does. Every write of a running job is guarded by it,
+    so a worker that lost its job (cancelled and restarted, or swept while still alive) can
+    no longer touch the attempt that replaced it.
+    """
+    return Q(started_at=row.started_at)
 
 
 def job_sweep(

@@ -15,7 +15,7 @@ from avatars.tasks import avatar_sweep
 from renders.models import Render
 from renders import rendering
 from renders.tasks import render_run, render_sweep
-from studio.jobs import Heartbeat, ProgressReporter, job_claim, job_scratch
+from studio.jobs import Heartbeat, ProgressReporter, job_claim, job_claimed_by, job_scratch, job_update
 from studio.models import Team
 from studio.services import user_create
 from studio.celery import app as celery_app
@@ -183,3 +183,27 @@ class HeartbeatTestCase(TransactionTestCase):
             time.sleep(0.2)
         self.assertGreaterEqual(len(beats - {None}), 3)
         self.assertEqual(Render.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk), last)
+
+
+class ClaimTestCase(BaseTestCase):
+    def test_a_worker_that_lost_its_job_cannot_touch_the_attempt_that_replaced_it(self):
+        # Cancel and "start again" while the first worker still runs: both claims have attempt 1.
+        avatar = ready_avatar(team=self.team, user=self.alice)
+        job = Render.objects.create(team=self.team, avatar=avatar, title="t", script="Hello world", voice="en-us")
+        self.assertTrue(job_claim(Render, pk=job.pk, from_statuses=["queued"], to_status="running"))
+        first = ProgressReporter(Render, job.pk, running_status="running", weights={"frames": 1},
+                                 claim=job_claimed_by(Render.objects.get(pk=job.pk)))
+        Render.objects.filter(pk=job.pk).update(status="queued", attempts=0)  # cancel, then retry
+        time.sleep(0.002)  # a later claim has a later start
+        self.assertTrue(job_claim(Render, pk=job.pk, from_statuses=["queued"], to_status="running"))
+        second = Render.objects.get(pk=job.pk)
+
+        first.last_write = 0
+        self.assertTrue(first.should_cancel())
+        first("frames", 0.9)
+        self.assertFalse(job_update(Render, pk=job.pk, from_statuses=["running"], only_if=first.claim,
+                                    status="succeeded"))
+        self.assertTrue(job_update(Render, pk=job.pk, from_statuses=["running"],
+                                   only_if=job_claimed_by(second), status="succeeded"))
+        job.refresh_from_db()
+        self.assertEqual((job.status, job.progress), ("succeeded", 0))
