@@ -64,18 +64,14 @@ def avatar_prepare(avatar_id: str, *, last_try: bool = True) -> None:
             log.exception("preparing avatar %s: storage or database kept failing", avatar_id)
             avatar.fail(INFRASTRUCTURE_FAILURE, only_if=claim)
         else:
-            _release(avatar, claim)
+            # back in line for the task's retry; the pre-flight verdict, if any, is kept
+            job_release(Avatar, pk=avatar.pk, from_statuses=Avatar.RUNNING, entry_status=Avatar.Status.UPLOADED,
+                        only_if=claim)
         raise
     except Exception:
         log.exception("preparing avatar %s failed", avatar_id)
         avatar.fail(GENERIC_FAILURE, only_if=claim)
         raise
-
-
-def _release(avatar: Avatar, claim: Q) -> None:
-    """Back in line for the task's retry; the pre-flight verdict, if any, is kept."""
-    for running in Avatar.RUNNING:
-        job_release(Avatar, pk=avatar.pk, running_status=running, entry_status=Avatar.Status.UPLOADED, only_if=claim)
 
 
 def _check_and_prepare(avatar: Avatar, scratch: Path, claim: Q) -> None:

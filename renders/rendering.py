@@ -59,7 +59,7 @@ def render_run(render_id: str, *, last_try: bool = True) -> None:
         if last_try:
             log.exception("render %s: storage or database kept failing", render_id)
             _fail(render, INFRASTRUCTURE_FAILURE, detail=repr(error), claim=claim)
-        elif job_release(Render, pk=render.pk, running_status=Render.Status.RUNNING, entry_status=Render.Status.QUEUED,
+        elif job_release(Render, pk=render.pk, from_statuses=RUNNING, entry_status=Render.Status.QUEUED,
                          only_if=claim):
             RenderEvent.objects.create(render=render, kind="retrying", message=repr(error))
         raise

@@ -251,10 +251,10 @@ def job_fail(model, *, pk, from_statuses: list[str], message: str, **fields) -> 
     )
 
 
-def job_release(model, *, pk, running_status: str, entry_status: str, only_if: Q | None = None) -> bool:
+def job_release(model, *, pk, from_statuses: list[str], entry_status: str, only_if: Q | None = None) -> bool:
     """Hand a claimed job back to the queue (its task will be retried), keeping its attempt count."""
     return job_update(
-        model, pk=pk, from_statuses=[running_status], only_if=only_if, status=entry_status,
+        model, pk=pk, from_statuses=from_statuses, only_if=only_if, status=entry_status,
         attempts=F("attempts") - 1,
     )
 

@@ -202,18 +202,19 @@ def predict_state(library: Library, trajectory) -> np.ndarray:
     how this speaker moves for it, including the recogniser's habits and the recording's
     audio-visual lag. A script has exact phoneme times and always takes the first path.
     """
-    independent = speaker_independent_state(library, trajectory)
     model = library.model
     if "weights" not in model or exact_timing(trajectory):
-        return independent
+        return speaker_independent_state(library, trajectory)
     own = own_voice_share(model.get("voice_signature"), getattr(trajectory, "voice_signature", None))
     if own <= 0.0:
-        return independent
+        return speaker_independent_state(library, trajectory)
     heard = len(model["x_mean"]) == model_inputs_width()
     x = model_inputs(trajectory, cepstrum=heard)
     xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
     learned = (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
-    return (own * learned + (1.0 - own) * independent).astype(np.float32)
+    if own >= 1.0:
+        return learned.astype(np.float32)
+    return (own * learned + (1.0 - own) * speaker_independent_state(library, trajectory)).astype(np.float32)
 
 
 def speaker_independent_state(library: Library, trajectory) -> np.ndarray:

@@ -24,7 +24,6 @@ from .features import (
     frame_cepstrum,
     frame_loudness,
     voice_distance,
-    voice_signature,
 )
 from .recognition import FALLBACK_PHONE, recognize, voice_activity
 from .recognition import SAMPLE_RATE as RECOGNITION_SAMPLE_RATE
@@ -96,6 +95,5 @@ __all__ = [
     "validate_script",
     "voice_activity",
     "voice_distance",
-    "voice_signature",
     "write_wav",
 ]

@@ -97,18 +97,14 @@ def frame_cepstrum(samples: np.ndarray, sample_rate: int, fps: float) -> np.ndar
     return cepstrum_and_signature(samples, sample_rate, fps)[0]
 
 
-def voice_signature(samples: np.ndarray, sample_rate: int, fps: float = 25.0) -> np.ndarray | None:
-    """The long-term shape of a recording's spectrum: its mean mel cepstrum over speech.
-
-    It is what ``frame_cepstrum`` subtracts: the voice, the microphone and the room together.
-    Two stretches of one recording lie close; another speaker or another microphone lies far
-    (``voice_distance``). None when the recording has (almost) no speech.
-    """
-    return cepstrum_and_signature(samples, sample_rate, fps)[1]
-
-
 def cepstrum_and_signature(samples: np.ndarray, sample_rate: int, fps: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """``frame_cepstrum`` and ``voice_signature`` from one pass over the audio."""
+    """``frame_cepstrum`` and the recording's voice signature, from one pass over the audio.
+
+    The signature is the long-term shape of the spectrum: the mean mel cepstrum over speech,
+    which is what the per-recording normalisation subtracts — the voice, the microphone and
+    the room together. Two stretches of one recording lie close, another speaker or another
+    microphone lies far (``voice_distance``). None when the recording has (almost) no speech.
+    """
     cepstrum, energy, speech = _raw_cepstrum(samples, sample_rate, fps)
     signature = cepstrum[speech, 1:].mean(axis=0).astype(np.float32) if speech.sum() >= 10 else None
     loud = float(np.percentile(energy, 90))

@@ -46,7 +46,7 @@ class Trajectory:
     loudness: np.ndarray | None = None  # RMS per frame of the driving audio
     audio_duration: float | None = None
     cepstrum: np.ndarray | None = None  # (frames, 13) mel cepstrum of the driving audio
-    voice_signature: np.ndarray | None = None  # the recording's long-term spectrum (speech.voice_signature)
+    voice_signature: np.ndarray | None = None  # the recording's long-term spectrum (speech.cepstrum_and_signature)
 
     @property
     def frame_count(self) -> int:
