@@ -353,6 +353,9 @@ def _render(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.audio is None):
         raise InputRejected("Give either --text or --audio.", field="script", code="no_driver")
+    if args.transcript is not None and args.audio is None:
+        raise InputRejected("--transcript goes with --audio: a script is its own transcript.",
+                            field="transcript", code="transcript_without_audio")
     kind, media_path, library = _avatar_files(args)
     if args.loop == "custom" and args.start is None and args.end is None:
         raise InputRejected("--loop custom needs --start and/or --end (seconds).", field="loop_mode",
@@ -374,6 +377,7 @@ def _render(args: argparse.Namespace) -> int:
         segment_end=args.end,
         disable_intervals=_intervals(args.disable),
         captions=not args.no_captions,
+        transcript=_script_argument(args.transcript) if args.transcript is not None else None,
     )
     progress = _ProgressLine()
     try:
@@ -385,7 +389,10 @@ def _render(args: argparse.Namespace) -> int:
         f"at {result.fps:g} fps, {result.frame_count} frames; poster {result.poster_path}"
     )
     if result.srt_path is not None:
-        print(f"captions {result.srt_path} {result.vtt_path}")
+        machine = " (machine-transcribed)" if result.captions_source == "machine" else ""
+        print(f"captions{machine} {result.srt_path} {result.vtt_path}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -400,13 +407,16 @@ def _add_render(commands) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="MP4 to write")
     parser.add_argument("--poster", type=Path, help="poster JPEG (default: next to the output)")
     parser.add_argument("--no-captions", action="store_true",
-                        help="skip the script's captions (by default OUTPUT.srt and OUTPUT.vtt)")
+                        help="skip the captions (by default OUTPUT.srt and OUTPUT.vtt)")
+    parser.add_argument("--transcript", help="with --audio: the words spoken (or @transcript.txt); "
+                        "--voice then names their language")
     parser.add_argument("--loop", default="reverse", choices=LOOP_MODES,
                         help="how the footage continues when the speech is longer (default reverse)")
     parser.add_argument("--start", type=float, help="custom loop: segment start (seconds)")
     parser.add_argument("--end", type=float, help="custom loop: segment end (seconds)")
     parser.add_argument("--disable", help="output intervals without lip sync, seconds: 1-2,3.5-4")
-    parser.add_argument("--voice", default="en-us", help="voice id from `voices` (default en-us)")
+    parser.add_argument("--voice", default="en-us",
+                        help="voice id from `voices` (default en-us); with --audio, the language spoken")
     parser.add_argument("--speed", type=float, default=1.0, help="0.5–1.5, 1.0 is normal")
     parser.add_argument("--volume", type=int, default=0, help="0 (normal) to 10 (loudest)")
     parser.set_defaults(handler=_render)

@@ -292,6 +292,8 @@ class RenderRequest:
     # Seconds of the avatar's *footage* where the mouth is left as recorded (≤ 5 pairs).
     disable_intervals: list[tuple[float, float]] = field(default_factory=list)
     captions: bool = True  # SRT and WebVTT beside the output (see RenderResult)
+    # A voice track's words, when the creator gives them; ``voice`` then names its language.
+    transcript: str | None = None
 
 
 @dataclass
@@ -299,8 +301,10 @@ class RenderResult:
     """What ``render`` wrote.
 
     ``srt_path``/``vtt_path`` are the captions (``output`` with ``.srt``/``.vtt``), made
-    from the speech's word timings. Only a script has those: a voice track renders without
-    captions (None) until its transcript can be aligned to it (a later issue).
+    from the speech's word timings: espeak's for a script, the aligned transcript's for a
+    voice track, or the words PocketSphinx heard in an English voice track without one
+    (``captions_source`` says which). Other voice tracks without a transcript have none.
+    ``warnings`` are sentences for the creator, e.g. a transcript that did not match.
     """
 
     video_path: Path
@@ -312,37 +316,88 @@ class RenderResult:
     frame_count: int
     srt_path: Path | None = None
     vtt_path: Path | None = None
+    captions_source: str | None = None  # "script" | "transcript" | "machine"
+    warnings: list[str] = field(default_factory=list)
 
 
-def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None):
-    """(samples, rate, trajectory, words): the trajectory (at ``trajectory_fps``) only when
-    asked for; the word timings only for a script."""
+@dataclass
+class _Speech:
+    samples: np.ndarray
+    rate: int
+    trajectory: object | None  # visemes.Trajectory, when lip sync needs one
+    words: list | None  # speech.WordEvent timings for captions
+    caption_text: str | None  # what the captions show, timed by ``words``
+    captions_source: str | None
+    warnings: list[str]
+
+
+def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None) -> _Speech:
+    """The speech as samples, with its mouth trajectory (at ``trajectory_fps``, only when
+    asked for) and the word timings its captions are made from."""
     from . import speech, visemes
 
     report_progress(progress, "speech", 0.0)
-    spoken = None
     if req.audio is not None:
         speech.check_audio_driver(req.audio)
         rate = 48000
-        samples = speech.load_audio(req.audio, sample_rate=rate)
-    elif req.text is not None and req.text.strip():
-        spoken = speech.synthesize(req.text, voice=req.voice, speed=req.speed, volume=req.volume)
-        samples, rate = spoken.samples, spoken.sample_rate
-    else:
+        samples = np.asarray(speech.load_audio(req.audio, sample_rate=rate), dtype=np.float32)
+        _refuse_empty(samples)
+        return _voice_track_speech(req, samples, rate, progress, trajectory_fps)
+    if req.text is None or not req.text.strip():
         raise InputRejected("Type a script or upload a voice track.", field="script", code="no_driver")
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.size == 0:
-        raise InputRejected("The speech came out empty; check the script or the voice track.", field="script",
-                            code="empty_speech")
+    spoken = speech.synthesize(req.text, voice=req.voice, speed=req.speed, volume=req.volume)
+    samples = np.asarray(spoken.samples, dtype=np.float32)
+    _refuse_empty(samples)
     trajectory = None
     if trajectory_fps:
         report_progress(progress, "speech", 0.5)
-        if spoken is not None:
-            trajectory = visemes.trajectory_from_speech(spoken, fps=trajectory_fps)
-        else:
-            trajectory = visemes.trajectory_from_audio(samples, int(rate), fps=trajectory_fps)
+        trajectory = visemes.trajectory_from_speech(spoken, fps=trajectory_fps)
     report_progress(progress, "speech", 1.0)
-    return samples, int(rate), trajectory, (spoken.words if spoken is not None else None)
+    return _Speech(samples, int(spoken.sample_rate), trajectory, spoken.words, req.text, "script", [])
+
+
+def _refuse_empty(samples: np.ndarray) -> None:
+    if samples.size == 0:
+        raise InputRejected("The speech came out empty; check the script or the voice track.", field="script",
+                            code="empty_speech")
+
+
+def _voice_track_speech(req, samples, rate, progress, trajectory_fps) -> _Speech:
+    """A voice track: its transcript aligned when given and it matches; otherwise the mouth
+    follows the audio alone, and English speech is transcribed for the captions."""
+    from . import speech, visemes
+    from .speech.recognition import SAMPLE_RATE as RECOGNITION_RATE
+    from .speech.voices import is_english
+
+    samples16k = speech.resample(samples, rate, RECOGNITION_RATE)
+    transcript = " ".join((req.transcript or "").split())
+    warnings: list[str] = []
+    aligned = None
+    if transcript:
+        report_progress(progress, "speech", 0.1)
+        alignment = speech.align_transcript(samples16k, RECOGNITION_RATE, transcript, voice=req.voice)
+        if alignment.matched:
+            aligned = alignment
+        else:
+            warnings.append(alignment.reason)
+    trajectory = None
+    if trajectory_fps:
+        report_progress(progress, "speech", 0.5)
+        if aligned is not None:
+            trajectory = visemes.trajectory_from_phonemes(
+                aligned.phonemes, samples, rate, trajectory_fps, alphabet=aligned.alphabet, words=aligned.words
+            )
+        else:
+            trajectory = visemes.trajectory_from_audio(samples, rate, fps=trajectory_fps)
+    if aligned is not None:
+        words, text, source = aligned.words, transcript, "transcript"
+    elif req.captions and is_english(req.voice):
+        report_progress(progress, "speech", 0.8)
+        words, text, source = speech.transcribe(samples16k, RECOGNITION_RATE), None, "machine"
+    else:
+        words, text, source = None, None, None
+    report_progress(progress, "speech", 1.0)
+    return _Speech(samples, rate, trajectory, words or None, text, source if words else None, warnings)
 
 
 def _check_request(req: RenderRequest) -> tuple[float | None, list[tuple[float, float]]]:
@@ -377,7 +432,8 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     caption_paths: list[Path] = []
     try:
         out_fps = float(media.rational_fps(req.fps)) if req.fps else footage_fps
-        samples, rate, trajectory, words = _speech_track(req, progress, out_fps if lip_sync else None)
+        spoken = _speech_track(req, progress, out_fps if lip_sync else None)
+        samples, rate, trajectory, words = spoken.samples, spoken.rate, spoken.trajectory, spoken.words
         cancel(force=True)
         seconds = len(samples) / rate
         if req.avatar_kind == "video":
@@ -393,7 +449,7 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         media.write_poster(first, poster)
         if req.captions and words:
             caption_paths = [output.with_suffix(".srt"), output.with_suffix(".vtt")]
-            _write_captions(req, words, seconds, width, height, *caption_paths)
+            _write_captions(words, spoken.caption_text, seconds, width, height, *caption_paths)
         info = media.probe_in_process(output)
         report_progress(progress, "finalize", 1.0)
     except BaseException:
@@ -413,14 +469,17 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         frame_count=info.frame_count,
         srt_path=caption_paths[0] if caption_paths else None,
         vtt_path=caption_paths[1] if caption_paths else None,
+        captions_source=spoken.captions_source if caption_paths else None,
+        warnings=spoken.warnings,
     )
 
 
-def _write_captions(req: RenderRequest, words, seconds: float, width: int, height: int, srt: Path, vtt: Path):
-    """The script's captions, lines as long as the frame's shape allows, within the audio."""
+def _write_captions(words, text: str | None, seconds: float, width: int, height: int, srt: Path, vtt: Path):
+    """Captions showing ``text`` (else the words as heard), lines as long as the frame's
+    shape allows, within the audio."""
     from . import captions
 
-    cues = captions.build_cues(words, duration=seconds, script=req.text, width=width, height=height)
+    cues = captions.build_cues(words, duration=seconds, script=text, width=width, height=height)
     captions.write_captions(cues, srt=srt, vtt=vtt)
 
 

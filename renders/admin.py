@@ -18,14 +18,14 @@ class RenderEventInline(admin.TabularInline):
 @admin.register(Render)
 class RenderAdmin(admin.ModelAdmin):
     list_display = ["title", "team", "avatar", "driver", "status", "stage", "progress", "attempts", "duration", "created_at"]
-    list_filter = ["status", "driver", "loop_mode", "created_at"]
-    search_fields = ["title", "script", "team__name", "avatar__name", "created_by__username"]
+    list_filter = ["status", "driver", "loop_mode", "captions_source", "burn_captions", "created_at"]
+    search_fields = ["title", "script", "transcript", "team__name", "avatar__name", "created_by__username"]
     date_hierarchy = "created_at"
     list_select_related = ["team", "avatar"]
     readonly_fields = [
         "id", "status", "stage", "progress", "eta_seconds", "attempts", "heartbeat_at", "started_at",
         "finished_at", "error", "video_player", "poster_image", "duration", "size_bytes", "width",
-        "height", "audio_duration", "created_at", "updated_at",
+        "height", "audio_duration", "captions_source", "warning", "created_at", "updated_at",
     ]
     exclude = ["video", "poster"]
     raw_id_fields = ["avatar", "team", "created_by"]

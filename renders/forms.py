@@ -34,6 +34,27 @@ def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     return list(groups.items())
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """One voice per language, named by the language alone: what a voice track is spoken in."""
+    seen: dict[str, tuple[str, str]] = {}
+    for voice in speech.list_voices():
+        seen.setdefault(voice.language, (voice.id.split("+")[0], voice.name.split(" — ")[0]))
+    return sorted(seen.values(), key=lambda choice: choice[1])
+
+
+# Long enough for the words of a 10-minute voice track; the engine judges whether the
+# audio can hold them.
+TRANSCRIPT_MAX_CHARS = 20_000
+
+
+CHOICE_DEFAULTS = {
+    "language": "en-us",
+    "caption_position": Render.CaptionPosition.BOTTOM,
+    "caption_size": Render.CaptionSize.MEDIUM,
+    "caption_look": Render.CaptionLook.OUTLINE,
+}
+
+
 # What a new render speaks with until the creator picks a voice: one matching the avatar.
 DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
 
@@ -82,6 +103,32 @@ class RenderForm(forms.Form):
         help_text="WAV, MP3, M4A, AAC, OGG or WMA; 1 s to 10 min; up to 100 MB.",
         widget=forms.ClearableFileInput(attrs={"accept": "audio/*,.wma,.m4a,.aac"}),
     )
+    language = forms.ChoiceField(
+        required=False, choices=(), initial=CHOICE_DEFAULTS["language"], label="Language spoken",
+        help_text="Captions and the transcript's alignment follow it.",
+    )
+    transcript = forms.CharField(
+        required=False,
+        max_length=TRANSCRIPT_MAX_CHARS,
+        label="Transcript (optional)",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="The words spoken in the voice track. With them the mouth follows each sound "
+        "and the captions show your words; without them, English voice tracks get "
+        "machine-transcribed captions.",
+    )
+    burn_captions = forms.BooleanField(
+        required=False, label="Burn captions into the video",
+        help_text="Captions files are always made; this also draws them on the picture.",
+    )
+    caption_position = forms.ChoiceField(
+        required=False, choices=Render.CaptionPosition.choices, initial=Render.CaptionPosition.BOTTOM, label="Position"
+    )
+    caption_size = forms.ChoiceField(
+        required=False, choices=Render.CaptionSize.choices, initial=Render.CaptionSize.MEDIUM, label="Size"
+    )
+    caption_look = forms.ChoiceField(
+        required=False, choices=Render.CaptionLook.choices, initial=Render.CaptionLook.OUTLINE, label="Style"
+    )
     loop_mode = forms.ChoiceField(
         choices=Render.LoopMode.choices,
         initial=Render.LoopMode.REVERSE,
@@ -108,6 +155,7 @@ class RenderForm(forms.Form):
             team=team, status=Avatar.Status.READY
         ).order_by("name")
         self.fields["voice"].choices = voice_choices()
+        self.fields["language"].choices = language_choices()
         self.voice_track: speech.VoiceTrack | None = None
 
     def clean(self):
@@ -115,11 +163,15 @@ class RenderForm(forms.Form):
         if self.oversize_field:
             report_oversize(self, self.oversize_field)
             return cleaned
+        # A select left out of the post (an older page, a script) means what the page preselects.
+        for name, default in CHOICE_DEFAULTS.items():
+            cleaned[name] = cleaned.get(name) or default
         if cleaned.get("driver") == Render.Driver.TEXT:
             self._clean_speech(cleaned)
         self._clean_loop(cleaned)
         if cleaned.get("driver") == Render.Driver.AUDIO:
             audio = cleaned.get("audio")
+            cleaned["transcript"] = " ".join((cleaned.get("transcript") or "").split())
             if not audio:
                 self.add_error("audio", "Choose the voice track to lip-sync to.")
             else:

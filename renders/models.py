@@ -46,15 +46,37 @@ class Render(TeamOwnedJob):
 
     TERMINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
 
+    class CaptionsSource(models.TextChoices):
+        SCRIPT = "script", "From the script"
+        TRANSCRIPT = "transcript", "From your transcript"
+        MACHINE = "machine", "Machine-transcribed"
+
+    class CaptionPosition(models.TextChoices):
+        BOTTOM = "bottom", "Bottom"
+        MIDDLE = "middle", "Middle"
+        TOP = "top", "Top"
+
+    class CaptionSize(models.TextChoices):
+        SMALL = "small", "Small"
+        MEDIUM = "medium", "Medium"
+        LARGE = "large", "Large"
+
+    class CaptionLook(models.TextChoices):
+        OUTLINE = "outline", "White with a dark outline"
+        BOX = "box", "White on a dark box"
+
     avatar = models.ForeignKey(Avatar, models.CASCADE, related_name="renders")
     title = models.CharField(max_length=120)
     driver = models.CharField(max_length=10, choices=Driver.choices, default=Driver.TEXT)
     script = models.TextField(blank=True)
+    # A script's espeak voice; for a voice track, a voice of the language it is spoken in,
+    # which tells alignment and captions what language to expect.
     voice = models.CharField(max_length=60, blank=True)
     speed = models.FloatField(default=1.0)
     volume = models.PositiveSmallIntegerField(default=0)
     audio = models.FileField(max_length=300, blank=True)
     audio_duration = models.FloatField(null=True, blank=True)
+    transcript = models.TextField(blank=True, help_text="The voice track's words, when the creator gave them.")
     loop_mode = models.CharField(max_length=10, choices=LoopMode.choices, default=LoopMode.REVERSE)
     segment_start = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
     segment_end = models.FloatField(null=True, blank=True, help_text="Seconds; custom segment only.")
@@ -67,9 +89,16 @@ class Render(TeamOwnedJob):
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     video = models.FileField(max_length=300, blank=True)
     poster = models.FileField(max_length=300, blank=True)
-    # A script's captions; a voice track has none until its transcript is aligned.
+    burn_captions = models.BooleanField(default=False)
+    caption_position = models.CharField(max_length=10, choices=CaptionPosition.choices, default=CaptionPosition.BOTTOM)
+    caption_size = models.CharField(max_length=10, choices=CaptionSize.choices, default=CaptionSize.MEDIUM)
+    caption_look = models.CharField(max_length=10, choices=CaptionLook.choices, default=CaptionLook.OUTLINE)
     captions_srt = models.FileField(max_length=300, blank=True)
     captions_vtt = models.FileField(max_length=300, blank=True)
+    captions_source = models.CharField(max_length=12, choices=CaptionsSource.choices, blank=True)
+    # What the creator should know about a finished render, e.g. that the transcript did not
+    # match the voice track and the mouth followed the audio alone.
+    warning = models.TextField(blank=True)
     duration = models.FloatField(null=True, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -103,18 +132,22 @@ class Render(TeamOwnedJob):
         return download_url(self.captions_vtt, self.download_filename(self.captions_vtt.name))
 
     @cached_property
-    def _script_voice(self) -> Voice | None:
+    def _voice(self) -> Voice | None:
         return next((v for v in speech.list_voices() if v.id == self.voice), None)
 
     @property
     def captions_language(self) -> str:
-        """The captions' BCP 47 language (a <track>'s srclang): the script's voice's; "" if unknown."""
-        return self._script_voice.language if self._script_voice else ""
+        """The captions' BCP 47 language (a <track>'s srclang): the voice's; "" if unknown."""
+        return self._voice.language if self._voice else ""
 
     @property
     def captions_label(self) -> str:
-        """What a player's captions menu calls the track: the voice's language, without its gender."""
-        return self._script_voice.name.split(" — ")[0] if self._script_voice else "Captions"
+        """What a player's captions menu calls the track: the voice's language, without its
+        gender, and whether a machine wrote the words down."""
+        label = self._voice.name.split(" — ")[0] if self._voice else "Captions"
+        if self.captions_source == self.CaptionsSource.MACHINE:
+            return f"{label} (machine-transcribed)"
+        return label
 
 
 class RenderEvent(models.Model):

@@ -25,6 +25,7 @@ from studio.jobs import (
     job_update,
 )
 from studio.storage import delete_quietly, download, removed_on_failure, upload_each
+from webhooks.services import webhook_render_finished
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ def render_run(render_id: str, *, last_try: bool = True) -> None:
         log.exception("render %s failed", render_id)
         _fail(render, GENERIC_FAILURE, detail=repr(error), claim=claim)
         raise
+    finally:
+        # The render's callback, if it has one, hears of a terminal state (a no-op otherwise).
+        webhook_render_finished(render_id=render_id)
 
 
 def _render(render: Render, scratch: Path, claim: Q) -> None:
@@ -91,6 +95,7 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
         speed=render.speed,
         volume=render.volume,
         audio=None if speaks_script else download(render.audio, scratch),
+        transcript=None if speaks_script else render.transcript or None,
     )
     result = pipeline.render(request, progress=reporter, should_cancel=reporter.should_cancel)
 
@@ -112,8 +117,11 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
             stage="",
             progress=100,
             eta_seconds=None,
-            # a render without captions (a voice track) clears any an earlier attempt stored
+            # a render without captions (a voice track in a language we cannot transcribe)
+            # clears any an earlier attempt stored
             **{"captions_srt": "", "captions_vtt": "", **stored},
+            captions_source=result.captions_source or "",
+            warning=" ".join(result.warnings),
             duration=result.duration,
             width=result.width,
             height=result.height,
@@ -123,6 +131,8 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
     if finished:
         delete_quietly(old)
         RenderEvent.objects.create(render=render, kind="succeeded", message=f"{result.duration:.2f} s")
+        for warning in result.warnings:
+            RenderEvent.objects.create(render=render, kind="warning", message=warning)
     else:  # cancelled while uploading
         delete_quietly(written)
 

@@ -31,6 +31,12 @@ def render_create(
     segment_start: float | None = None,
     segment_end: float | None = None,
     disable_intervals: list[list[float]] | None = None,
+    transcript: str = "",
+    language: str = "",
+    burn_captions: bool = False,
+    caption_position: str = Render.CaptionPosition.BOTTOM,
+    caption_size: str = Render.CaptionSize.MEDIUM,
+    caption_look: str = Render.CaptionLook.OUTLINE,
 ) -> Render:
     render = Render(
         id=uuid.uuid4(),
@@ -43,9 +49,15 @@ def render_create(
         segment_start=segment_start,
         segment_end=segment_end,
         disable_intervals=disable_intervals or [],
+        burn_captions=burn_captions,
+        caption_position=caption_position,
+        caption_size=caption_size,
+        caption_look=caption_look,
     )
     if driver == Render.Driver.TEXT:
         render.script, render.voice, render.speed, render.volume = script, voice, speed, volume
+    else:
+        render.voice, render.transcript = language, transcript
     with removed_on_failure() as written:
         if driver == Render.Driver.AUDIO:
             with local_path(audio) as path:

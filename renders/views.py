@@ -61,6 +61,12 @@ def render_create(request: HttpRequest) -> HttpResponse:
             segment_start=data.get("segment_start"),
             segment_end=data.get("segment_end"),
             disable_intervals=data.get("disable_intervals"),
+            transcript=data.get("transcript", ""),
+            language=data.get("language", ""),
+            burn_captions=data["burn_captions"],
+            caption_position=data["caption_position"],
+            caption_size=data["caption_size"],
+            caption_look=data["caption_look"],
         )
         return redirect("renders:detail", render_id=new.pk)
     status = 400 if request.method == "POST" else 200

@@ -111,6 +111,12 @@ def _voice_table() -> tuple[Voice, ...]:
     return tuple(sorted(voices.values(), key=lambda v: (v.language.lower(), v.name)))
 
 
+def is_english(voice_id: str) -> bool:
+    """Whether a voice (any variant, e.g. "en-gb-scotland+f3") speaks English: the language
+    PocketSphinx's bundled model recognises words in."""
+    return voice_id.split("+")[0].split("-")[0].lower() == "en"
+
+
 def list_voices() -> list[Voice]:
     """Every espeak-ng language as a male and a female voice, sorted by language then name."""
     return list(_voice_table())

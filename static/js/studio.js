@@ -48,6 +48,15 @@ document.addEventListener("DOMContentLoaded", () => {
     sync();
   }
 
+  const captionOptions = document.querySelector("[data-caption-options]");
+  if (captionOptions) {
+    const burn = captionOptions.querySelector("input[name=burn_captions]");
+    const styles = captionOptions.querySelector("[data-burn-options]");
+    const sync = () => { styles.hidden = !burn.checked; };
+    burn.addEventListener("change", sync);
+    sync();
+  }
+
   for (const output of document.querySelectorAll("output[data-for]")) {
     const input = document.getElementById(output.dataset.for);
     if (input) input.addEventListener("input", () => { output.textContent = input.value; });

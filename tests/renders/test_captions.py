@@ -9,6 +9,7 @@ from engine import pipeline
 from renders.models import Render
 from renders.rendering import render_run
 from studio import storage
+from tests import media_cache
 from tests.factories import finished_render
 from tests.renders.test_renders import RenderTestCase
 
@@ -150,3 +151,64 @@ class CaptionsStorageTestCase(RenderTestCase):
         self.assertEqual(self.job.status, Render.Status.CANCELLED)
         self.assertEqual((self.job.video.name, self.job.captions_vtt.name), ("", ""))
         self.assertEqual(sorted(p.name for p in self.folder.glob("*")), [])
+
+
+class VoiceTrackCaptionsTestCase(RenderTestCase):
+    """What the creator asks for on the form reaches the worker, and what it says comes back."""
+
+    def post_voice_track(self, **fields):
+        with open(media_cache.audio(3.0, "wav"), "rb") as handle:
+            return self.post_render(driver="audio", script="", audio=handle, **fields)
+
+    def test_it_keeps_the_transcript_language_and_caption_style(self):
+        self.post_voice_track(
+            transcript="  Guten   Abend,\nliebe Freunde. ", language="de", burn_captions="on",
+            caption_position="top", caption_size="large", caption_look="box",
+        )
+        job = Render.objects.get()
+        self.assertEqual((job.transcript, job.voice), ("Guten Abend, liebe Freunde.", "de"))
+        self.assertEqual(
+            (job.burn_captions, job.caption_position, job.caption_size, job.caption_look),
+            (True, "top", "large", "box"),
+        )
+
+    def test_a_post_without_the_selects_gets_what_the_page_preselects(self):
+        self.post_voice_track()
+        job = Render.objects.get()
+        self.assertEqual((job.voice, job.transcript, job.burn_captions), ("en-us", "", False))
+        self.assertEqual((job.caption_position, job.caption_size, job.caption_look), ("bottom", "medium", "outline"))
+
+    def test_it_refuses_a_caption_style_it_does_not_offer(self):
+        response = self.post_voice_track(caption_look="comic-sans")
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(Render.objects.exists())
+
+    def test_the_worker_aligns_the_transcript_and_stores_what_the_engine_said(self):
+        self.post_voice_track(transcript="Hello there.", language="en")
+        job = Render.objects.get()
+        seen = {}
+
+        def engine(request, **kwargs):
+            seen.update(transcript=request.transcript, voice=request.voice)
+            result = fake_render()(request, **kwargs)
+            result.captions_source = "machine"
+            result.warnings = ["The transcript doesn't match the voice track, so the mouth follows the audio alone."]
+            return result
+
+        with mock.patch("renders.rendering.pipeline.render", side_effect=engine):
+            render_run(str(job.pk))
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.SUCCEEDED, job.error)
+        self.assertEqual(seen, {"transcript": "Hello there.", "voice": "en"})
+        self.assertEqual(job.captions_source, "machine")
+        self.assertIn("warning", list(job.events.values_list("kind", flat=True)))
+        page = self.client.get(f"/renders/{job.pk}/")
+        self.assertContains(page, "doesn&#x27;t match the voice track")
+        self.assertContains(page, 'label="English (Great Britain) (machine-transcribed)"')
+        self.assertContains(page, "transcribed by machine; check them before you publish")
+
+    def test_a_voice_track_without_captions_says_how_to_get_them(self):
+        job = finished_render(avatar=self.avatar, user=self.alice)
+        Render.objects.filter(pk=job.pk).update(driver="audio", script="", voice="fi")
+        self.login(self.alice)
+        self.assertContains(self.client.get(f"/renders/{job.pk}/"), "add the voice track's transcript")
