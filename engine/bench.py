@@ -111,7 +111,7 @@ def _phase_source(params: dict) -> dict:
         backdrop = _backdrop(width, height)
         with media.VideoReader(clip) as reader:
             # 8/9 of the frame height, standing on the bottom edge: the face comes out ~30 % of
-            # the frame width, inside pre-flight's 10–33 % rule.
+            # the frame width.
             side = int(round(height * 8 / 9)) // 2 * 2
             scale = side / reader.height
             inner_w = int(round(reader.width * scale)) // 2 * 2

@@ -28,7 +28,13 @@ MAX_VIDEO_LONG_SIDE = 4096  # "4K" as Tencent counts it (DCI width); A2E only sa
 MIN_FPS, MAX_FPS = 15.0, 60.0
 MAX_PHOTO_BYTES = 10_000_000  # decimal MB: the stricter reading of "10MB"
 MAX_PHOTO_SIDE = 4000
-MIN_FACE_RATIO, MAX_FACE_RATIO = 1 / 10, 1 / 3
+# The engine needs the mouth a few dozen pixels wide, and room around the face for the jaw to
+# drop and the head to move; the share of the frame the face fills does not matter to it.
+# The detector's box spans brows to chin, cheek to cheek: 80 pixels across is a face about
+# 120 pixels tall, below which the mouth is a few pixels wide.
+MIN_FACE_PX = 80
+JAW_ROOM = 0.05  # of the face box's height, free below its bottom (about the chin) for the jaw to drop
+SIDE_ROOM = 0.03  # of the frame's width, free beside the face box
 VIDEO_SAMPLES = 6
 
 _UPLOAD_HINT = "upload an MP4 or MOV video, or a JPEG, PNG or WebP photo."
@@ -89,14 +95,6 @@ def _seconds(value: float) -> str:
     if abs(value - round(value)) < 0.05:
         return f"{int(round(value))} s"
     return f"{value:.1f} s"
-
-
-def _percent(ratio: float) -> str:
-    text = f"{ratio * 100:.0f}"
-    # Never print a value that looks inside the allowed range when it isn't.
-    if text in ("10", "33", "34"):
-        text = f"{ratio * 100:.1f}"
-    return text
 
 
 def _megabytes(size: int) -> str:
@@ -236,7 +234,7 @@ def _check_photo(path: Path, report: PreflightReport, *, probe_timeout: float) -
     rgb = media.load_image_rgb(path)
     faces = detect_faces(rgb)
     report.faces = [{"time": None, **f.to_dict()} for f in faces]
-    _judge_faces(report, [faces])
+    _judge_faces(report, [faces], info.width)
 
 
 def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:
@@ -278,11 +276,12 @@ def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -
         faces = detect_faces(rgb)
         per_frame.append(faces)
         report.faces.extend({"time": round(t, 3), **f.to_dict()} for f in faces)
-    _judge_faces(report, per_frame)
+    _judge_faces(report, per_frame, info.width)
 
 
-def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]]) -> None:
-    """Exactly one face, the right size, roughly frontal — judged over the sampled frames.
+def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]], frame_width: int) -> None:
+    """Exactly one face, large enough, inside the frame with room for the jaw, roughly
+    frontal — judged over the sampled frames.
 
     A single stray detection in one sample doesn't fail a video; a second person seen in two
     or more samples (or in the photo) does.
@@ -302,15 +301,27 @@ def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]]) -> Non
         return
     main = [faces[0] for faces in with_face]  # largest face per frame
     ratio = statistics.median(f.width for f in main)
-    if ratio < MIN_FACE_RATIO:
+    pixels = ratio * frame_width
+    bottom = statistics.median(f.y + f.height * (1 + JAW_ROOM) for f in main)
+    left = statistics.median(f.x for f in main)
+    right = statistics.median(f.x + f.width for f in main)
+    if pixels < MIN_FACE_PX:
         report.add(
             "face_too_small",
-            f"Your face fills {_percent(ratio)} % of the frame width; move closer (or zoom in) so it fills 10–33 %.",
+            f"Your face is about {pixels:.0f} pixels wide; it needs at least {MIN_FACE_PX}, so move closer "
+            "(or zoom in), or upload a higher resolution.",
         )
-    elif ratio > MAX_FACE_RATIO:
+    elif bottom > 1.0:
         report.add(
-            "face_too_large",
-            f"Your face fills {_percent(ratio)} % of the frame width; step back so it fills 10–33 %.",
+            "face_cut_off",
+            "Your chin is at the bottom edge of the frame; leave room below it for the mouth to open "
+            "(step back, or frame a little lower).",
+        )
+    elif left < SIDE_ROOM or right > 1.0 - SIDE_ROOM:
+        report.add(
+            "face_cut_off",
+            "Your face touches the side of the frame; keep your whole face in the picture with a little "
+            "space around it.",
         )
     yaw = statistics.median(abs(f.yaw) for f in main)
     if yaw > FRONTAL_MAX_YAW:

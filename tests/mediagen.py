@@ -5,7 +5,7 @@ given, so callers decide the caching (see ``tests/media_cache.py``). Everything 
 H.264/AAC MP4s PyAV can decode, photos with EXIF-free pixels, speech with phonemes.
 
 Framing: skimage's astronaut is 512×512 with her face ~20 % of the width; scaled to the
-frame height she fills 11–20 % of a 4:3 or 16:9 frame, inside the 10–33 % rule.
+frame height she fills 11–20 % of a 4:3 or 16:9 frame.
 """
 
 from __future__ import annotations
