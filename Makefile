@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast bench eval load install install-dev browser clean
+.PHONY: run test test-fast bench eval align-eval load install install-dev browser fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,28 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Fonts for burned-in captions (engine/burnin.py; ~20 MB installed): DejaVu for Latin, Greek,
+# Cyrillic and Hebrew, Noto Sans UI for Arabic, Thai and the Indic scripts, WenQuanYi Micro Hei
+# for Chinese, Japanese and Korean; FriBiDi, which Pillow's text shaping loads at run time.
+CAPTION_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf \
+  /usr/share/fonts/truetype/noto/NotoSansArabicUI-Bold.ttf /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fonts:
+	@(ls $(CAPTION_FONTS) && ldconfig -p | grep -q libfribidi.so.0) >/dev/null 2>&1 || (apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-dejavu-core \
+	  fonts-dejavu-extra fonts-noto-ui-core fonts-wqy-microhei libfribidi0)
+
 # Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
-run: install
+run: install fonts
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_user
 	$(BIN)/honcho start
 
 # Every test: web, engine, integration through the real engine, scale-out and browser.
-test: install-dev browser
+test: install-dev browser fonts
 	$(BIN)/python manage.py check
 	$(BIN)/python -m pytest
 
@@ -57,6 +67,10 @@ eval: install
 	  --drive-text "espeak:es:Buenas noches a todos. Esta noche quiero hablar del trabajo que nos espera, y de la gente que lo hará." \
 	  --drive-text "espeak:cmn:大家晚上好。今天晚上，我想谈谈我们面前的工作，还有将要完成这项工作的人们。" \
 	  -o var/eval/obama --report docs/eval.md
+
+# Transcript alignment on the recorded sentences with known word timings (speech_*.wav).
+align-eval: install
+	$(BIN)/python -m engine align-eval --media $(SHARED_MEDIA) --report docs/alignment-eval.md
 
 # The status page at 100 polls/s under gunicorn while a render runs; writes docs/performance.md.
 load: install

@@ -109,6 +109,14 @@ class Avatar(TeamOwnedJob):
             return None
         return hex_to_rgb(self.background_colour)
 
+    @property
+    def source_bitrate(self) -> int | None:
+        """Bits per second of the upload as it came (picture and sound): what "match the
+        source's quality" aims for."""
+        if not self.source_size or not self.duration:
+            return None
+        return int(self.source_size * 8 / self.duration)
+
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [
             f

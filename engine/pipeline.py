@@ -19,20 +19,26 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import media
 from .background import Background, BackgroundCompositor
 from .errors import EngineError, InputRejected
+from .media.colour import to_encoder_frame
+from .output import OutputFormat
 from .progress import CancelCheck, CancelFn, ProgressFn, ProgressThrottle, report_progress
 from .timeline import check_render_options, resampled_sequence
 
+if TYPE_CHECKING:
+    from .burnin import CaptionStyle
+
 PHOTO_FPS = 25
 MAX_PREPARED_LONG_SIDE = 1920  # renders run on 2 CPU cores: 4K sources are prepared at 1080p
-PREVIEW_SECONDS = 3.0
+PREVIEW_SECONDS = 3.0  # an avatar's preview clip, and a render's preview
 PREVIEW_LONG_SIDE = 1280
 
 
@@ -294,6 +300,9 @@ class RenderRequest:
     captions: bool = True  # SRT and WebVTT beside the output (see RenderResult)
     # A voice track's words, when the creator gives them; ``voice`` then names its language.
     transcript: str | None = None
+    output_format: OutputFormat = field(default_factory=OutputFormat)  # size, shape, rate, quality
+    caption_style: CaptionStyle | None = None  # burned-in captions; None: captions files only
+    preview_seconds: float | None = None  # render only the speech's first seconds, to check quickly
 
 
 @dataclass
@@ -341,11 +350,15 @@ def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fp
         speech.check_audio_driver(req.audio)
         rate = 48000
         samples = np.asarray(speech.load_audio(req.audio, sample_rate=rate), dtype=np.float32)
+        if req.preview_seconds:
+            samples = _faded_head(samples, rate, req.preview_seconds)
         _refuse_empty(samples)
         return _voice_track_speech(req, samples, rate, progress, trajectory_fps)
     if req.text is None or not req.text.strip():
         raise InputRejected("Type a script or upload a voice track.", field="script", code="no_driver")
     spoken = speech.synthesize(req.text, voice=req.voice, speed=req.speed, volume=req.volume)
+    if req.preview_seconds:
+        spoken = _speech_head(spoken, req.preview_seconds)
     samples = np.asarray(spoken.samples, dtype=np.float32)
     _refuse_empty(samples)
     trajectory = None
@@ -354,6 +367,30 @@ def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fp
         trajectory = visemes.trajectory_from_speech(spoken, fps=trajectory_fps)
     report_progress(progress, "speech", 1.0)
     return _Speech(samples, int(spoken.sample_rate), trajectory, spoken.words, req.text, "script", [])
+
+
+PREVIEW_FADE_SECONDS = 0.15  # a preview ends on a short fade, not a click mid-word
+
+
+def _faded_head(samples: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+    head = samples[: int(round(seconds * rate))].copy()
+    fade = min(len(head), int(PREVIEW_FADE_SECONDS * rate))
+    if fade:
+        head[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return head
+
+
+def _speech_head(spoken, seconds: float):
+    """The first ``seconds`` of synthesized speech, its phoneme and word timings cut to match."""
+    from .speech import Speech
+
+    samples = _faded_head(np.asarray(spoken.samples, dtype=np.float32), spoken.sample_rate, seconds)
+    end = len(samples) / spoken.sample_rate
+
+    def cut(events):
+        return [replace(e, end=min(e.end, end)) for e in events if e.start < end]
+
+    return Speech(samples, spoken.sample_rate, cut(spoken.phonemes), cut(spoken.words))
 
 
 def _refuse_empty(samples: np.ndarray) -> None:
@@ -370,7 +407,8 @@ def _voice_track_speech(req, samples, rate, progress, trajectory_fps) -> _Speech
     from .speech.voices import is_english
 
     samples16k = speech.resample(samples, rate, RECOGNITION_RATE)
-    transcript = " ".join((req.transcript or "").split())
+    # A preview is the track's first seconds: the whole transcript can't be aligned to them.
+    transcript = "" if req.preview_seconds else " ".join((req.transcript or "").split())
     warnings: list[str] = []
     aligned = None
     if transcript:
@@ -436,17 +474,20 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         samples, rate, trajectory, words = spoken.samples, spoken.rate, spoken.trajectory, spoken.words
         cancel(force=True)
         seconds = len(samples) / rate
+        finish = _Finish(req, spoken, _source_size(req))
         if req.avatar_kind == "video":
-            width, height, fps, first = _frames_for_video(
-                req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals
+            _, _, fps, first = _frames_for_video(
+                req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals, finish=finish
             )
         else:
-            width, height, fps, first = _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel)
+            _, _, fps, first = _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel,
+                                                 finish=finish)
+        width, height = finish.size
         cancel(force=True)
         report_progress(progress, "finalize", 0.0)
         os.replace(partial, output)
         moved = True
-        media.write_poster(first, poster)
+        media.write_poster(finish.poster if finish.poster is not None else first, poster)
         if req.captions and words:
             caption_paths = [output.with_suffix(".srt"), output.with_suffix(".vtt")]
             _write_captions(words, spoken.caption_text, seconds, width, height, *caption_paths)
@@ -474,6 +515,97 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     )
 
 
+class _Finish:
+    """What happens to each composited frame on its way to the encoder: the creator's size
+    and shape (``output.FrameShaper``), the burned-in captions (``burnin``), the quality
+    setting; and the poster, which is the first finished frame."""
+
+    def __init__(self, req: RenderRequest, spoken: _Speech, source_size: tuple[int, int]):
+        from . import output
+
+        fmt = req.output_format
+        output.check_output_format(fmt, width=source_size[0], height=source_size[1])
+        face = _face_centre(req) if fmt.aspect != "keep" else None
+        self.plan = output.plan_frame(fmt, *source_size, face=face)
+        self.shaper = output.FrameShaper(self.plan)
+        self.encoder = output.encoder_settings(fmt)
+        self.req, self.spoken = req, spoken
+        self.poster: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.plan.size
+
+    def writer(self, partial: Path, *, fps, audio: np.ndarray, sample_rate: int) -> "_FinishingWriter":
+        from . import burnin
+
+        width, height = self.plan.size
+        encoder = media.VideoWriter(partial, width=width, height=height, fps=fps, audio=audio,
+                                    sample_rate=sample_rate, **self.encoder)
+        burning = burnin.burning_writer(
+            _PosterTap(encoder, self), self.req.caption_style, words=self.spoken.words or (),
+            duration=len(audio) / sample_rate, script=self.spoken.caption_text,
+        )
+        return _FinishingWriter(encoder, burning, self.shaper)
+
+
+class _PosterTap:
+    """Passes frames on, keeping the first as RGB for the poster."""
+
+    def __init__(self, writer, finish: _Finish):
+        self.writer, self.finish = writer, finish
+
+    def write(self, frame) -> None:
+        if self.finish.poster is None:
+            if isinstance(frame, np.ndarray):
+                self.finish.poster = frame
+            else:  # a decoded frame the encoder will scale: the poster is the scaled one
+                scaled = to_encoder_frame(frame, self.writer.width, self.writer.height)
+                self.finish.poster = media.frame_to_rgb(scaled)
+        self.writer.write(frame)
+
+    def __getattr__(self, name: str):
+        return getattr(self.writer, name)
+
+
+class _FinishingWriter:
+    def __init__(self, encoder, burning, shaper):
+        self.encoder, self.burning, self.shaper = encoder, burning, shaper
+
+    def write(self, frame) -> None:
+        self.burning.write(self.shaper(frame))
+
+    def __enter__(self) -> "_FinishingWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.encoder.__exit__(*exc)
+
+    def __getattr__(self, name: str):
+        return getattr(self.encoder, name)
+
+
+def _source_size(req: RenderRequest) -> tuple[int, int]:
+    """The size of the frames the engine composes, before the output's size and shape."""
+    if req.avatar_kind == "video":
+        with media.VideoReader(req.avatar_media, cache_bytes=0, threads=False) as reader:
+            return reader.width, reader.height
+    photo = _fit_photo(media.load_image_rgb(req.avatar_media), MAX_PREPARED_LONG_SIDE)
+    return photo.shape[1], photo.shape[0]
+
+
+def _face_centre(req: RenderRequest) -> tuple[float, float] | None:
+    """Where a new shape is cropped around: the face in the avatar's first frame."""
+    from .face import detect_faces
+
+    if req.avatar_kind == "video":
+        first = media.read_frames_at(req.avatar_media, [0.0])[0]
+    else:
+        first = _fit_photo(media.load_image_rgb(req.avatar_media), MAX_PREPARED_LONG_SIDE)
+    faces = detect_faces(first)
+    return faces[0].center if faces else None
+
+
 def _write_captions(words, text: str | None, seconds: float, width: int, height: int, srt: Path, vtt: Path):
     """Captions showing ``text`` (else the words as heard), lines as long as the frame's
     shape allows, within the audio."""
@@ -483,9 +615,11 @@ def _write_captions(words, text: str | None, seconds: float, width: int, height:
     captions.write_captions(cues, srt=srt, vtt=vtt)
 
 
-def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, trajectory=None, intervals=()):
+def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, trajectory=None, intervals=(), *,
+                      finish: _Finish):
     if trajectory is not None:
-        return _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals)
+        return _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals,
+                                  finish=finish)
     ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     with media.VideoReader(req.avatar_media) as reader:
@@ -497,9 +631,7 @@ def _frames_for_video(req, partial, samples, rate, seconds, progress, cancel, tr
         needs_rgb = compositor.active or reader.rotation != 0
         first: np.ndarray | None = None
         try:
-            with media.VideoWriter(
-                partial, width=reader.width, height=reader.height, fps=out_rate, audio=samples, sample_rate=rate
-            ) as writer:
+            with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
                 for k, frame in enumerate(reader.frames(indices)):
                     cancel()
                     if needs_rgb or first is None:
@@ -580,7 +712,8 @@ def _prefetched(make_iterator: Callable[[], Iterator], depth: int = PREFETCH_FRA
                 worker.join(timeout=0.05)
 
 
-def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals):
+def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, trajectory, intervals, *,
+                       finish: _Finish):
     """Decode → lip sync (``lipsync.synthesize_frames``) → encode, streamed. Frames stay
     YUV: only the mouth's region of interest is touched, unless a background forces RGB."""
     from . import lipsync
@@ -596,8 +729,7 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
     compositor = BackgroundCompositor(req.background, (width, height))
     first: np.ndarray | None = None
     try:
-        with media.VideoWriter(partial, width=width, height=height, fps=out_rate, audio=samples,
-                               sample_rate=rate) as writer:
+        with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
             frames = _prefetched(lambda: lipsync.synthesize_frames(
                 media=req.avatar_media, library=req.library, trajectory=trajectory, background_indices=indices,
                 disable_intervals=intervals,
@@ -626,7 +758,7 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
     return width, height, out_rate, first
 
 
-def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel):
+def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *, finish: _Finish):
     ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     rgb = _fit_photo(media.load_image_rgb(req.avatar_media), MAX_PREPARED_LONG_SIDE)
@@ -636,9 +768,7 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel):
     out_rate = media.rational_fps(req.fps or PHOTO_FPS)
     n_out = max(1, int(round(seconds * float(out_rate))))
     frame = media.rgb_to_frame(rgb)  # converted once; x264 copies each input picture
-    with media.VideoWriter(
-        partial, width=rgb.shape[1], height=rgb.shape[0], fps=out_rate, audio=samples, sample_rate=rate
-    ) as writer:
+    with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
         for k in range(n_out):
             cancel()
             writer.write(frame)

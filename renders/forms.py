@@ -3,7 +3,7 @@ import re
 from django import forms
 
 from avatars.models import Avatar
-from engine import speech, timeline
+from engine import output, speech, timeline
 from engine.errors import InputRejected
 from renders.models import Render
 from studio.uploads import local_path, report_oversize
@@ -52,6 +52,8 @@ CHOICE_DEFAULTS = {
     "caption_position": Render.CaptionPosition.BOTTOM,
     "caption_size": Render.CaptionSize.MEDIUM,
     "caption_look": Render.CaptionLook.OUTLINE,
+    "aspect": Render.Aspect.KEEP,
+    "quality": Render.Quality.HIGH,
 }
 
 
@@ -129,6 +131,19 @@ class RenderForm(forms.Form):
     caption_look = forms.ChoiceField(
         required=False, choices=Render.CaptionLook.choices, initial=Render.CaptionLook.OUTLINE, label="Style"
     )
+    resolution = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None,
+        choices=[("", "Keep the avatar's")] + Render.Resolution.choices,
+        help_text="The short edge of the video.",
+    )
+    aspect = forms.ChoiceField(required=False, choices=Render.Aspect.choices, initial=Render.Aspect.KEEP,
+                               label="Shape", help_text="A new shape is cropped around the face.")
+    fps = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Frame rate",
+        choices=[("", "Keep the avatar's")] + Render.FrameRate.choices,
+    )
+    quality = forms.ChoiceField(required=False, choices=Render.Quality.choices, initial=Render.Quality.HIGH)
+    upscale = forms.BooleanField(required=False, label="Allow upscaling beyond the avatar's own resolution")
     loop_mode = forms.ChoiceField(
         choices=Render.LoopMode.choices,
         initial=Render.LoopMode.REVERSE,
@@ -169,6 +184,7 @@ class RenderForm(forms.Form):
         if cleaned.get("driver") == Render.Driver.TEXT:
             self._clean_speech(cleaned)
         self._clean_loop(cleaned)
+        self._clean_output(cleaned)
         if cleaned.get("driver") == Render.Driver.AUDIO:
             audio = cleaned.get("audio")
             cleaned["transcript"] = " ".join((cleaned.get("transcript") or "").split())
@@ -195,6 +211,19 @@ class RenderForm(forms.Form):
                 segment_start=cleaned.get("segment_start"),
                 segment_end=cleaned.get("segment_end"),
                 disable_intervals=cleaned.get("disable_intervals") or [],
+            )
+        except InputRejected as problem:
+            self.add_error(problem.field if problem.field in self.fields else None, str(problem))
+
+    def _clean_output(self, cleaned: dict) -> None:
+        avatar = cleaned.get("avatar")
+        if avatar is None or not avatar.width or not avatar.height:
+            return
+        try:
+            output.check_output_format(
+                output.OutputFormat(resolution=cleaned.get("resolution"), aspect=cleaned["aspect"],
+                                    upscale=cleaned.get("upscale", False), fps=cleaned.get("fps")),
+                width=avatar.width, height=avatar.height,
             )
         except InputRejected as problem:
             self.add_error(problem.field if problem.field in self.fields else None, str(problem))

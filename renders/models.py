@@ -46,6 +46,26 @@ class Render(TeamOwnedJob):
 
     TERMINAL = [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
 
+    class Resolution(models.IntegerChoices):
+        P480 = 480, "480p"
+        P720 = 720, "720p"
+        P1080 = 1080, "1080p"
+        UHD = 2160, "4K"
+
+    class Aspect(models.TextChoices):
+        KEEP = "keep", "Keep the avatar's shape"
+        PORTRAIT = "9:16", "9:16 vertical (Shorts, Reels, TikTok)"
+        SQUARE = "1:1", "1:1 square"
+        WIDE = "16:9", "16:9 widescreen"
+
+    class FrameRate(models.IntegerChoices):
+        FPS25 = 25, "25 fps"
+        FPS30 = 30, "30 fps"
+
+    class Quality(models.TextChoices):
+        HIGH = "high", "High (constant quality, CRF 17)"
+        MATCH = "match", "Match the avatar video's bitrate (1–9 Mbps)"
+
     class CaptionsSource(models.TextChoices):
         SCRIPT = "script", "From the script"
         TRANSCRIPT = "transcript", "From your transcript"
@@ -89,6 +109,14 @@ class Render(TeamOwnedJob):
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     video = models.FileField(max_length=300, blank=True)
     poster = models.FileField(max_length=300, blank=True)
+    resolution = models.PositiveSmallIntegerField(
+        choices=Resolution.choices, null=True, blank=True, help_text="Short edge; empty keeps the avatar's."
+    )
+    aspect = models.CharField(max_length=5, choices=Aspect.choices, default=Aspect.KEEP)
+    upscale = models.BooleanField(default=False)
+    fps = models.PositiveSmallIntegerField(choices=FrameRate.choices, null=True, blank=True)
+    quality = models.CharField(max_length=6, choices=Quality.choices, default=Quality.HIGH)
+    preview = models.BooleanField(default=False, help_text="Only the first seconds, to check before the full render.")
     burn_captions = models.BooleanField(default=False)
     caption_position = models.CharField(max_length=10, choices=CaptionPosition.choices, default=CaptionPosition.BOTTOM)
     caption_size = models.CharField(max_length=10, choices=CaptionSize.choices, default=CaptionSize.MEDIUM)

@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from engine import pipeline
+from engine.burnin import caption_style
+from engine.output import OutputFormat
 from engine.errors import Cancelled, EngineError
 from renders.models import Render, RenderEvent
 from studio.jobs import (
@@ -96,6 +98,17 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
         volume=render.volume,
         audio=None if speaks_script else download(render.audio, scratch),
         transcript=None if speaks_script else render.transcript or None,
+        output_format=OutputFormat(
+            resolution=render.resolution,
+            aspect=render.aspect,
+            upscale=render.upscale,
+            fps=render.fps,
+            match_bitrate=avatar.source_bitrate if render.quality == Render.Quality.MATCH else None,
+        ),
+        caption_style=caption_style(render.caption_position, render.caption_size, render.caption_look)
+        if render.burn_captions else None,
+        preview_seconds=pipeline.PREVIEW_SECONDS if render.preview else None,
+        fps=render.fps,
     )
     result = pipeline.render(request, progress=reporter, should_cancel=reporter.should_cancel)
 

@@ -37,6 +37,12 @@ def render_create(
     caption_position: str = Render.CaptionPosition.BOTTOM,
     caption_size: str = Render.CaptionSize.MEDIUM,
     caption_look: str = Render.CaptionLook.OUTLINE,
+    resolution: int | None = None,
+    aspect: str = Render.Aspect.KEEP,
+    upscale: bool = False,
+    fps: int | None = None,
+    quality: str = Render.Quality.HIGH,
+    preview: bool = False,
 ) -> Render:
     render = Render(
         id=uuid.uuid4(),
@@ -53,6 +59,12 @@ def render_create(
         caption_position=caption_position,
         caption_size=caption_size,
         caption_look=caption_look,
+        resolution=resolution,
+        aspect=aspect,
+        upscale=upscale,
+        fps=fps,
+        quality=quality,
+        preview=preview,
     )
     if driver == Render.Driver.TEXT:
         render.script, render.voice, render.speed, render.volume = script, voice, speed, volume

@@ -67,6 +67,12 @@ def render_create(request: HttpRequest) -> HttpResponse:
             caption_position=data["caption_position"],
             caption_size=data["caption_size"],
             caption_look=data["caption_look"],
+            resolution=data.get("resolution"),
+            aspect=data["aspect"],
+            upscale=data["upscale"],
+            fps=data.get("fps"),
+            quality=data["quality"],
+            preview="preview" in request.POST,
         )
         return redirect("renders:detail", render_id=new.pk)
     status = 400 if request.method == "POST" else 200

@@ -69,8 +69,9 @@ class VideoWriter:
 
     Use as a context manager. Audio either comes whole (``audio=``, float32 -1..1, mono
     ``(n,)`` or ``(n, channels)``) and is interleaved with the video as frames arrive, or
-    streamed with ``write_audio`` (give ``sample_rate`` up front). If the block raises, the
-    partial file is deleted.
+    streamed with ``write_audio`` (give ``sample_rate`` up front). Quality is constant (``crf``)
+    unless a ``bitrate`` (bits per second) is given. If the block raises, the partial file is
+    deleted.
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class VideoWriter:
         sample_rate: int | None = None,
         channels: int | None = None,
         crf: int = DEFAULT_CRF,
+        bitrate: int | None = None,
         preset: str = DEFAULT_PRESET,
         keyframe_seconds: float = 2.0,
     ):
@@ -104,7 +106,13 @@ class VideoWriter:
             cc.gop_size = max(1, int(round(float(self.rate) * keyframe_seconds)))
             cc.colorspace = cc.color_primaries = cc.color_trc = BT709
             cc.color_range = RANGE_MPEG
-            vs.options = {"preset": preset, "crf": str(crf)}
+            if bitrate:
+                # An average bitrate with a capped peak, so a "match the source" request stays
+                # near the source's size instead of the CRF's quality-driven one.
+                cc.bit_rate = int(bitrate)
+                vs.options = {"preset": preset, "maxrate": str(int(bitrate * 1.5)), "bufsize": str(int(bitrate * 2))}
+            else:
+                vs.options = {"preset": preset, "crf": str(crf)}
             self._video = vs
             self._audio = None
             self._audio_data: np.ndarray | None = None

@@ -17,9 +17,17 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   for (const form of document.querySelectorAll("form")) {
-    form.addEventListener("submit", () => {
-      const button = form.querySelector("[data-busy-label]");
-      if (button) { button.disabled = true; button.textContent = button.dataset.busyLabel; }
+    form.addEventListener("submit", (e) => {
+      const clicked = e.submitter;
+      // A disabled button is left out of the post: carry its name (e.g. "preview") over.
+      if (clicked && clicked.name) {
+        const carried = document.createElement("input");
+        Object.assign(carried, { type: "hidden", name: clicked.name, value: clicked.value });
+        form.append(carried);
+      }
+      const busy = clicked && clicked.dataset.busyLabel ? clicked : form.querySelector("[data-busy-label]");
+      for (const button of form.querySelectorAll("[data-busy-label]")) button.disabled = true;
+      if (busy) busy.textContent = busy.dataset.busyLabel;
     });
   }
 
