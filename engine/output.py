@@ -93,7 +93,7 @@ def check_output_format(fmt: OutputFormat, *, width: int, height: int) -> None:
         available = min(crop_w, crop_h)
         if fmt.resolution > available:
             raise InputRejected(
-                f"This avatar's video gives at most {available} pixels on the short edge"
+                f"This avatar gives at most {available} pixels on the short edge"
                 f"{'' if fmt.aspect == 'keep' else ' in that shape'}, so {_label(fmt.resolution)} would be "
                 "blown up and blurry; choose a lower resolution, or allow upscaling.",
                 field="resolution", code="upscale_needed",

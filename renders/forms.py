@@ -5,7 +5,11 @@ from django import forms
 from avatars.models import Avatar
 from engine import output, speech, timeline
 from engine.errors import InputRejected
+from providers.forms import provider_option_fields, provider_options_from
+from providers.models import ProviderAccount
+from providers.services import provider_account_for, provider_engine_choices, provider_render_check
 from renders.models import Render
+from renders.services import ProviderChoice
 from studio.uploads import local_path, report_oversize
 
 INTERVAL_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)$")
@@ -54,6 +58,7 @@ CHOICE_DEFAULTS = {
     "caption_look": Render.CaptionLook.OUTLINE,
     "aspect": Render.Aspect.KEEP,
     "quality": Render.Quality.HIGH,
+    "engine": "local",
 }
 
 
@@ -163,9 +168,27 @@ class RenderForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "0-1.5, 12-14"}),
     )
 
+    engine = forms.ChoiceField(
+        required=False, initial="local", choices=(),
+        help_text="A provider account added on the team page renders with that provider instead.",
+    )
+
     def __init__(self, *args, team, oversize_field: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.team = team
         self.oversize_field = oversize_field
+        self.fields["engine"].choices = provider_engine_choices(team=team)
+        # Each provider's own options, shown only while that provider is chosen.
+        self.provider_fields: dict[str, list[str]] = {}
+        self.account_providers: dict[str, str] = {}  # engine choice → provider, for the page's script
+        for account in ProviderAccount.objects.filter(team=team):
+            self.account_providers[str(account.pk)] = account.provider
+            if account.provider in self.provider_fields:
+                continue
+            extra = provider_option_fields(account.provider)
+            self.fields.update(extra)
+            self.provider_fields[account.provider] = list(extra)
+        self.provider_choice: ProviderChoice | None = None
         self.fields["avatar"].queryset = Avatar.objects.filter(
             team=team, status=Avatar.Status.READY
         ).order_by("name")
@@ -196,6 +219,8 @@ class RenderForm(forms.Form):
                         self.voice_track = speech.check_audio_driver(path)
                 except InputRejected as problem:
                     self.add_error("audio", str(problem))
+        if not self.errors:  # the provider's rules judge a complete, valid request
+            self._clean_engine(cleaned)
         return cleaned
 
     def clean_disable_intervals(self) -> list[list[float]]:
@@ -214,6 +239,41 @@ class RenderForm(forms.Form):
             )
         except InputRejected as problem:
             self.add_error(problem.field if problem.field in self.fields else None, str(problem))
+
+    def provider_fieldsets(self) -> list[tuple[str, list]]:
+        """(provider, bound fields) for each provider the team has an account with."""
+        return [(provider, [self[name] for name in names]) for provider, names in self.provider_fields.items()]
+
+    def _clean_engine(self, cleaned: dict) -> None:
+        """A provider's own rules, checked before anything is created or sent."""
+        try:
+            account = provider_account_for(team=self.team, choice=cleaned.get("engine") or "local")
+        except InputRejected as problem:
+            self.add_error("engine", str(problem))
+            return
+        if account is None:
+            return
+        voice, options = provider_options_from(account.provider, cleaned)
+        speaks_script = cleaned.get("driver") == Render.Driver.TEXT
+        unsaved = Render(
+            team=self.team, avatar=cleaned["avatar"], driver=cleaned["driver"],
+            script=cleaned.get("script", "") if speaks_script else "",
+            voice=cleaned.get("voice", "") if speaks_script else cleaned.get("language", ""),
+            audio_duration=None if speaks_script else self.voice_track.seconds,
+            loop_mode=cleaned.get("loop_mode") or Render.LoopMode.REVERSE,
+            segment_start=cleaned.get("segment_start"), segment_end=cleaned.get("segment_end"),
+            disable_intervals=cleaned.get("disable_intervals") or [],
+            burn_captions=cleaned.get("burn_captions", False), resolution=cleaned.get("resolution"),
+            aspect=cleaned["aspect"], fps=cleaned.get("fps"), preview="preview" in self.data,
+        )
+        try:
+            provider_render_check(render=unsaved, account=account, voice=voice, options=options)
+        except InputRejected as problem:
+            named = f"{account.provider}_{problem.field}"
+            self.add_error(named if named in self.fields else problem.field if problem.field in self.fields
+                           else "engine", str(problem))
+            return
+        self.provider_choice = ProviderChoice(account=account, voice=voice, options=options)
 
     def _clean_output(self, cleaned: dict) -> None:
         avatar = cleaned.get("avatar")

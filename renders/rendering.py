@@ -14,6 +14,7 @@ from engine import pipeline
 from engine.burnin import caption_style
 from engine.output import OutputFormat
 from engine.errors import Cancelled, EngineError
+from providers.services import provider_render_start, render_uses_provider
 from renders.models import Render, RenderEvent
 from studio.jobs import (
     TRANSIENT_ERRORS,
@@ -48,6 +49,9 @@ def render_run(render_id: str, *, last_try: bool = True) -> None:
     render = Render.objects.select_related("avatar").get(pk=render_id)
     claim = job_claimed_by(render)
     RenderEvent.objects.create(render=render, kind="started", message=f"attempt {render.attempts}")
+    if render_uses_provider(render.pk):
+        provider_render_start(render_id=render.pk)  # holds the claim; fails the render itself
+        return
     try:
         with (
             job_scratch(Render, pk=render.pk, attempt=render.attempts, running_statuses=RUNNING) as scratch,

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractUser
 from django.core.files.uploadedfile import UploadedFile
@@ -8,10 +9,22 @@ from django.utils import timezone
 from avatars.models import Avatar
 from engine import speech
 from engine.speech import VoiceTrack
+from providers.models import ProviderAccount
+from providers.services import remote_job_create
 from renders.models import Render, RenderEvent
 from studio.models import Team
 from studio.storage import delete_quietly, removed_on_failure, upload
 from studio.uploads import local_path
+from webhooks.services import webhook_render_finished
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A render made by a provider instead of the built-in engine (providers/)."""
+
+    account: ProviderAccount
+    voice: str = ""
+    options: dict = field(default_factory=dict)
 
 
 def render_create(
@@ -43,6 +56,7 @@ def render_create(
     fps: int | None = None,
     quality: str = Render.Quality.HIGH,
     preview: bool = False,
+    provider: ProviderChoice | None = None,
 ) -> Render:
     render = Render(
         id=uuid.uuid4(),
@@ -81,6 +95,9 @@ def render_create(
         with transaction.atomic():
             render.save(force_insert=True)
             RenderEvent.objects.create(render=render, kind="queued")
+            if provider is not None:
+                remote_job_create(render=render, account=provider.account, voice=provider.voice,
+                                  options=provider.options)
             transaction.on_commit(lambda: render_run_enqueue(render.pk))
     return render
 
@@ -99,6 +116,7 @@ def render_cancel(*, render: Render) -> bool:
     ).update(status=Render.Status.CANCELLED, eta_seconds=None, finished_at=timezone.now())
     if moved:
         RenderEvent.objects.create(render=render, kind="cancelled")
+        transaction.on_commit(lambda: webhook_render_finished(render_id=render.pk))
     return bool(moved)
 
 

@@ -73,6 +73,7 @@ def render_create(request: HttpRequest) -> HttpResponse:
             fps=data.get("fps"),
             quality=data["quality"],
             preview="preview" in request.POST,
+            provider=form.provider_choice,
         )
         return redirect("renders:detail", render_id=new.pk)
     status = 400 if request.method == "POST" else 200

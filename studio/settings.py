@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "studio",
     "avatars",
     "renders",
+    "webhooks",
+    "ninja",  # serves the API docs' Swagger UI from our own static files (the CSP allows no CDN)
+    "api",
+    "providers",
 ]
 
 MIDDLEWARE = [
@@ -200,11 +204,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_ROUTES = {
     "avatars.tasks.avatar_prepare": {"queue": "prepare"},
     "renders.tasks.render_run": {"queue": "render"},
+    # Polling a provider is waiting, not computing: it must not queue behind local renders.
+    "providers.tasks.provider_poll": {"queue": "remote"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     "sweep-avatars": {"task": "avatars.tasks.avatar_sweep", "schedule": 60.0},
     "sweep-renders": {"task": "renders.tasks.render_sweep", "schedule": 60.0},
+    "sweep-api-uploads": {"task": "api.tasks.api_sweep", "schedule": 600.0},
+    # Sends the webhook deliveries that are due (first tries whose message was lost, retries).
+    "webhooks-due": {"task": "webhooks.tasks.webhook_send_due", "schedule": 10.0},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 JOB_HEARTBEAT_SECONDS = envint("JOB_HEARTBEAT_SECONDS", 5)
@@ -218,6 +227,40 @@ if JOB_STALE_AFTER_SECONDS < 2 * JOB_HEARTBEAT_SECONDS:
         f"({JOB_HEARTBEAT_SECONDS}), or live jobs would be re-queued between two heartbeats."
     )
 JOB_REQUEUE_WAITING_AFTER_SECONDS = envint("JOB_REQUEUE_WAITING_AFTER_SECONDS", 15 * 60)
+
+# Links creators give (media by URL, webhook callbacks) must reach public addresses only
+# (studio/netguard.py). This lets loopback through as well, for tests and a developer's own
+# machine; private, link-local and metadata addresses stay refused whatever it says.
+NETGUARD_ALLOW_PRIVATE = envbool("NETGUARD_ALLOW_PRIVATE", "0")
+# Webhooks (webhooks/): each POST gets this long in all; after a rotation the previous signing
+# secret keeps signing alongside the new one for this many hours.
+WEBHOOK_TIMEOUT_SECONDS = envint("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_PREVIOUS_SECRET_HOURS = envint("WEBHOOK_PREVIOUS_SECRET_HOURS", 24)
+# Where the studio is reached from outside: webhook events link to their render's files with it.
+STUDIO_PUBLIC_URL = os.getenv("STUDIO_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+
+# Provider engines (providers/, docs/providers.md). Credentials are encrypted with the first of
+# these Fernet keys and read with any of them: put a new key first, run `manage.py
+# provider_credentials_rotate`, then drop the old one. Unset: a key derived from SECRET_KEY.
+PROVIDER_CREDENTIALS_KEYS = envlist("PROVIDER_CREDENTIALS_KEYS", "")
+# Where providers fetch our files from in local-storage mode (signed, expiring media URLs), and
+# where their callbacks reach us. It must be public and served directly (providers follow no redirects).
+PUBLIC_BASE_URL = os.getenv("PUBLIC_BASE_URL", STUDIO_PUBLIC_URL).rstrip("/")
+# How long a provider may take to fetch our files (its queue can be long); S3 allows at most 7 days.
+PROVIDER_MEDIA_URL_SECONDS = envint("PROVIDER_MEDIA_URL_HOURS", 24) * 3600
+# How long the studio polls before giving up: a render once sent, and an avatar's training.
+PROVIDER_RENDER_DEADLINE_MINUTES = envint("PROVIDER_RENDER_DEADLINE_MINUTES", 180)
+PROVIDER_AVATAR_DEADLINE_HOURS = envint("PROVIDER_AVATAR_DEADLINE_HOURS", 48)
+# The first wait between polls, doubling up to the longest; capped under JOB_STALE_AFTER_SECONDS / 3,
+# since polls are the render's heartbeat while a provider works on it.
+PROVIDER_POLL_FIRST_SECONDS = envint("PROVIDER_POLL_FIRST_SECONDS", 5)
+PROVIDER_POLL_MAX_SECONDS = envint("PROVIDER_POLL_MAX_SECONDS", 30)
+# Copying a provider's result into our storage: the largest video accepted, and the time allowed.
+PROVIDER_RESULT_MAX_BYTES = envint("PROVIDER_RESULT_MAX_MB", 4096) * 1024 * 1024
+PROVIDER_DOWNLOAD_TIMEOUT_SECONDS = envint("PROVIDER_DOWNLOAD_TIMEOUT_SECONDS", 900)
+# A2E reads a file's type from its URL's answer: fetch one byte of each URL before sending it.
+# Turn off where the workers cannot reach PUBLIC_BASE_URL themselves.
+PROVIDER_PROBE_URLS = envbool("PROVIDER_PROBE_URLS", "1")
 
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "0" if DEBUG else "1")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -277,5 +320,21 @@ EMAIL_TIMEOUT = 10  # seconds: a hung mail server must not hold a web worker
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Avatar Studio <studio@localhost>")
 
 FILE_UPLOAD_HANDLERS = ["studio.uploads.LimitedUploadHandler"]
+
+# The public API (api/). Requests per minute per key (0: unlimited), counted in the cache:
+# per process without REDIS_URL (the embedded stack runs one web process), shared with it.
+API_RATE_LIMIT_PER_MINUTE = envint("API_RATE_LIMIT", 120)
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Direct uploads: the most each kind may be. Photos and voice tracks follow the engine's own
+# rules (10 MB, 100 MB); videos are limited here rather than by the engine.
+API_UPLOAD_MAX_BYTES = {
+    "video": envint("API_UPLOAD_VIDEO_MAX_MB", 5 * 1024) * 1024 * 1024,
+    "photo": 10_000_000,
+    "audio": 100 * 1024 * 1024,
+}
+API_UPLOAD_EXPIRES_SECONDS = envint("API_UPLOAD_EXPIRES_SECONDS", 3600)
+# Media given by URL is fetched while the request waits, so it gets this long in all.
+API_FETCH_TIMEOUT_SECONDS = envint("API_FETCH_TIMEOUT_SECONDS", 120)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 DEMO_USERNAME = os.getenv("DEMO_USERNAME", "demo")

@@ -56,6 +56,19 @@ document.addEventListener("DOMContentLoaded", () => {
     sync();
   }
 
+  const engineOptions = document.querySelector("[data-engine-options]");
+  if (engineOptions) {
+    const providers = JSON.parse(document.getElementById("engine-providers").textContent);
+    const select = engineOptions.querySelector("select[name=engine]");
+    const sync = () => {
+      for (const options of engineOptions.querySelectorAll("[data-provider]")) {
+        options.hidden = providers[select.value] !== options.dataset.provider;
+      }
+    };
+    select.addEventListener("change", sync);
+    sync();
+  }
+
   const captionOptions = document.querySelector("[data-caption-options]");
   if (captionOptions) {
     const burn = captionOptions.querySelector("input[name=burn_captions]");

@@ -54,7 +54,7 @@ def test_it_refuses_to_blow_up_a_small_source_unless_asked():
     with pytest.raises(InputRejected) as refused:
         check_output_format(OutputFormat(resolution=1080), width=1280, height=720)
     assert str(refused.value) == (
-        "This avatar's video gives at most 720 pixels on the short edge, so 1080p would be blown up and "
+        "This avatar gives at most 720 pixels on the short edge, so 1080p would be blown up and "
         "blurry; choose a lower resolution, or allow upscaling."
     )
     check_output_format(OutputFormat(resolution=1080, upscale=True), width=1280, height=720)

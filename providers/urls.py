@@ -1,0 +1,8 @@
+from django.urls import path
+
+from providers import views
+
+urlpatterns = [
+    path("accounts/new/", views.account_create, name="provider_account_create"),
+    path("accounts/<int:account_id>/remove/", views.account_delete, name="provider_account_delete"),
+]

@@ -1,0 +1,51 @@
+"""A provider render polled by a real Celery worker on the `remote` queue, over a real broker."""
+
+import logging
+import time
+
+import httpx
+import pytest
+import respx
+
+from providers import services
+from renders.models import Render
+from studio.services import user_create
+from tests.factories import FIXTURES, ready_avatar
+from tests.providers.helpers import PUBLIC, claim, provider_cdn, queued_render
+
+KEY = "np-live-SECRET-key-worker-42"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_polls_a_newportai_render_to_the_end(embedded_worker, settings, caplog):
+    caplog.set_level(logging.INFO)
+    settings.PUBLIC_BASE_URL = PUBLIC
+    settings.NETGUARD_ALLOW_PRIVATE = True
+    settings.PROVIDER_POLL_FIRST_SECONDS = 0.2
+    alice = user_create(username="alice", password="correct horse battery")
+    avatar = ready_avatar(team=alice.teams.get(), user=alice, kind="video")
+    account = services.provider_account_create(team=avatar.team, user=alice, provider="newportai", label="NP",
+                                               credentials={"api_key": KEY})
+    with respx.mock(assert_all_called=False) as mock, provider_cdn() as cdn:
+        mock.route(host="127.0.0.1").pass_through()
+        submit = mock.post("https://api.newportai.com/api/async/talking_face").mock(
+            return_value=httpx.Response(200, json={"code": 0, "data": {"taskId": "w-1"}}))
+        polls = mock.post("https://api.newportai.com/api/getAsyncResult").mock(side_effect=[
+            httpx.Response(200, json={"code": 0, "data": {"task": {"status": 1}}}),
+            httpx.Response(200, json={"code": 0, "data": {"task": {"status": 2}}}),
+            httpx.Response(200, json={"code": 0, "data": {"task": {"status": 3},
+                                                          "videos": [{"videoUrl": cdn.url("/result.mp4")}]}}),
+        ])
+        render = queued_render(avatar=avatar, user=alice)
+        services.remote_job_create(render=render, account=account)
+        claim(render)
+        services.provider_render_start(render_id=render.pk)  # what the render worker does after its claim
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Render.objects.get(pk=render.pk).status == Render.Status.RUNNING:
+            time.sleep(0.1)
+    render = Render.objects.get(pk=render.pk)
+    assert render.status == Render.Status.SUCCEEDED, render.error
+    assert submit.call_count == 1 and polls.call_count == 3
+    assert render.video.read() == (FIXTURES / "clip.mp4").read_bytes()
+    assert KEY not in caplog.text
