@@ -11,10 +11,13 @@ Commands:
   normalised media, poster, preview, mouth library and ``DIR/avatar.json``; prints the report.
 - ``render --avatar DIR (or --media M [--library L]) --text "…" | --audio A -o out.mp4`` —
   a lip-synced render, with a progress line on stderr.
+- ``eval --photo --video V [--drive A.wav …]`` — photo-avatar figures (``engine/evaluation/photo.py``).
 - ``eval --video V --split 20 -o DIR`` — self-reenactment figures (``engine/evaluation/``);
   ``--drive A.wav`` / ``--drive-text espeak:LANG:SCRIPT`` (repeatable): the avatar driven by
   other voices, alone or with ``--split`` (``engine/evaluation/driven.py``).
 - ``bench [--long]`` — speed and memory figures (``engine/bench.py``); ``make bench``.
+- ``align-eval [--media DIR] [--report F.md]`` — transcript alignment figures
+  (``engine/evaluation/alignment.py``); ``make align-eval``.
 
 Adding a command: write ``_add_NAME(commands)``
 that adds a subparser and sets ``handler=`` to a function taking the parsed args and
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import EngineError, InputRejected
+from .output import ASPECTS, FRAME_RATES, RESOLUTIONS, OutputFormat
 from .timeline import LOOP_MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
@@ -378,6 +382,13 @@ def _render(args: argparse.Namespace) -> int:
         disable_intervals=_intervals(args.disable),
         captions=not args.no_captions,
         transcript=_script_argument(args.transcript) if args.transcript is not None else None,
+        output_format=OutputFormat(
+            resolution=args.resolution, aspect=args.aspect, upscale=args.upscale, fps=args.fps,
+            match_bitrate=int(args.bitrate * 1_000_000) if args.bitrate else None,
+        ),
+        fps=args.fps,
+        caption_style=_caption_style(args.burn_captions),
+        preview_seconds=pipeline.PREVIEW_SECONDS if args.preview else None,
     )
     progress = _ProgressLine()
     try:
@@ -396,6 +407,15 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _caption_style(value: str | None):
+    if value is None:
+        return None
+    from .burnin import caption_style
+
+    parts = [part.strip() for part in value.split(",")] if value else []
+    return caption_style(*parts)
+
+
 def _add_render(commands) -> None:
     parser = commands.add_parser("render", help="render a lip-synced video of an avatar")
     which = parser.add_mutually_exclusive_group(required=True)
@@ -410,6 +430,16 @@ def _add_render(commands) -> None:
                         help="skip the captions (by default OUTPUT.srt and OUTPUT.vtt)")
     parser.add_argument("--transcript", help="with --audio: the words spoken (or @transcript.txt); "
                         "--voice then names their language")
+    parser.add_argument("--burn-captions", nargs="?", const="", metavar="POSITION,SIZE,LOOK",
+                        help="draw the captions into the picture: bottom|middle|top, small|medium|large, "
+                        "outline|box (default bottom,medium,outline)")
+    parser.add_argument("--resolution", type=int, choices=RESOLUTIONS, help="short edge (default: the avatar's)")
+    parser.add_argument("--aspect", default="keep", choices=tuple(ASPECTS), help="crop around the face to this shape")
+    parser.add_argument("--upscale", action="store_true", help="allow a resolution above the avatar's")
+    parser.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default: the avatar's)")
+    parser.add_argument("--bitrate", type=float, metavar="MBPS",
+                        help="encode at this bitrate (clamped to 1–9 Mbps) instead of constant quality (CRF 17)")
+    parser.add_argument("--preview", action="store_true", help="only the first 3 seconds, to check quickly")
     parser.add_argument("--loop", default="reverse", choices=LOOP_MODES,
                         help="how the footage continues when the speech is longer (default reverse)")
     parser.add_argument("--start", type=float, help="custom loop: segment start (seconds)")
@@ -428,6 +458,8 @@ def _add_render(commands) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from . import evaluation
 
+    if args.photo:
+        return _eval_photo(args)
     video = Path(args.video)
     if not video.is_file():
         raise InputRejected(f"There is no file at {video}.", field="video", code="missing")
@@ -441,7 +473,8 @@ def _eval(args: argparse.Namespace) -> int:
             result = evaluation.evaluate(video, split=split, end=args.end, out=out, progress=progress,
                                          write_video=not args.no_video)
         if voices:
-            result = evaluation.evaluate_driven(video, voices, out=out, into=result, progress=progress)
+            result = evaluation.evaluate_driven(video, voices, out=out, into=result, progress=progress,
+                                                footage_audio=["own", *args.footage_audio])
     finally:
         progress.done()
     lines = []
@@ -450,8 +483,12 @@ def _eval(args: argparse.Namespace) -> int:
                      f"held out {result['held_out_frames']} frames at {result['fps']:g} fps")
         lines.extend(evaluation.summary_lines(result))
     if voices:
+        from .evaluation.report import footage_audio_summary_lines, preparation_line
+
         lines.append(f"{video.name} driven by {len(voices)} voice(s):")
+        lines.append(preparation_line(result))
         lines.extend(evaluation.driven_summary_lines(result))
+        lines.extend(footage_audio_summary_lines(result))
     print("\n".join(lines))
     print(f"written to {out}/: " + ", ".join(result["files"].values()))
     if args.report:
@@ -500,12 +537,74 @@ def _add_eval(commands) -> None:
     parser.add_argument("--drive-text", action="append", default=[], metavar="espeak:LANG:SCRIPT",
                         help="driven mode: an espeak script as the voice, e.g. 'espeak:fr:Bonjour.' "
                              "(repeatable)")
+    parser.add_argument("--footage-audio", action="append", default=[], choices=("silence", "music"),
+                        help="driven mode: also prepare the footage with its own sound replaced by silence "
+                             "or by music made in code, and drive it with the same voices (repeatable)")
     parser.add_argument("-o", "--output", type=Path,
                         help="folder for eval.json and pictures (default var/eval/NAME)")
     parser.add_argument("--no-video", action="store_true", help="skip the side-by-side compare.mp4")
     parser.add_argument("--report", type=Path, metavar="FILE.md",
                         help="also write the figures, the command and the date to this Markdown file")
+    parser.add_argument("--photo", action="store_true",
+                        help="photo avatars instead: frame 0 of --video as the photo, driven by its own sound "
+                             "and compared with the real frames, plus two more portraits driven by the --drive "
+                             "tracks (engine/evaluation/photo.py)")
     parser.set_defaults(handler=_eval)
+
+
+def _eval_photo(args: argparse.Namespace) -> int:
+    from .evaluation import photo as photo_eval
+
+    video = Path(args.video)
+    if not video.is_file():
+        raise InputRejected(f"There is no file at {video}.", field="video", code="missing")
+    out = Path(args.output) if args.output else Path("var/eval/photo")
+    progress = _ProgressLine()
+    try:
+        result = photo_eval.evaluate_photo(out=out, clip=video, voices=args.drive, progress=progress)
+    finally:
+        progress.done()
+    lines = photo_eval.summary_lines(result)
+    print("\n".join(lines))
+    print(f"written to {out}/: " + ", ".join(result["files"].values()))
+    if args.report:
+        photo_eval.write_report(args.report, result, lines, out)
+        print(f"report written to {args.report}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- align-eval
+
+
+def _align_eval(args: argparse.Namespace) -> int:
+    from .devmedia import shared_media
+    from .evaluation import alignment as evaluation
+
+    media = args.media or shared_media()
+    if not args.calibrate and not (media / evaluation.TRANSCRIPTS).is_file():
+        raise InputRejected(f"No {evaluation.TRANSCRIPTS} in {media}: give the folder with --media.")
+    if args.calibrate:
+        print("\n".join(evaluation.calibration_lines(*evaluation.calibrate())))
+        return EXIT_OK
+    report = evaluation.evaluate(media)
+    print("\n".join(evaluation.table(report)))
+    if args.report:
+        command = "python -m engine align-eval" + (f" --media {args.media}" if args.media else "")
+        text = evaluation.markdown(report, command)
+        _write_atomically(args.report, lambda path: path.write_text(text, "utf-8"))
+    return EXIT_OK
+
+
+def _add_align_eval(commands) -> None:
+    parser = commands.add_parser(
+        "align-eval", help="transcript alignment on recorded sentences with known word timings"
+    )
+    parser.add_argument("--media", type=Path, help="folder with speech_*.wav and speech_transcripts.json "
+                        "(default: the shared media folder)")
+    parser.add_argument("--report", type=Path, metavar="FILE.md", help="also write the table to this Markdown file")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="instead: the mismatch-cost calibration on espeak speech (a few minutes)")
+    parser.set_defaults(handler=_align_eval)
 
 
 # ----------------------------------------------------------------------------- bench
@@ -538,6 +637,7 @@ def _add_bench(commands) -> None:
 
 COMMANDS: list[Callable] = [
     _add_speak, _add_voices, _add_visemes, _add_prepare, _add_render, _add_eval, _add_bench,
+    _add_align_eval,
 ]
 
 

@@ -11,6 +11,8 @@ Modules:
 - ``voice_track``: uploaded audio — ``load_audio``, ``check_audio_driver``, ``resample``,
   ``write_wav``.
 - ``features``: per-frame ``frame_loudness`` and ``frame_cepstrum``.
+- ``alignment``: a creator's transcript timed in their voice track — ``align_transcript``
+  (``Alignment``: words, phonemes, cost, matched) — and ``transcribe`` (English words).
 - ``recognition``: phones of recorded speech — ``voice_activity``, ``recognize`` (energy VAD
   and PocketSphinx, 16 kHz input: ``RECOGNITION_SAMPLE_RATE``).
 
@@ -18,6 +20,7 @@ The Django apps and the render pipeline use the names re-exported here. Every ba
 raises ``InputRejected`` with a sentence the creator can act on.
 """
 
+from .alignment import Alignment, align_transcript, transcribe
 from .features import (
     CEPSTRUM_COEFFICIENTS,
     cepstrum_and_signature,
@@ -56,6 +59,9 @@ from .voice_track import (
 from .voices import DEFAULT_VOICE, FEMALE_VARIANT, MALE_VARIANT, Voice, list_voices, sample_sentence
 
 __all__ = [
+    "Alignment",
+    "align_transcript",
+    "transcribe",
     "AUDIO_FORMATS_SENTENCE",
     "AUDIO_MAX_BYTES",
     "AUDIO_MAX_SECONDS",
