@@ -219,6 +219,12 @@ class RenderForm(forms.Form):
                         self.voice_track = speech.check_audio_driver(path)
                 except InputRejected as problem:
                     self.add_error("audio", str(problem))
+            if self.voice_track is not None and cleaned["transcript"]:
+                try:
+                    speech.check_transcript_fits(cleaned["transcript"], voice=cleaned["language"],
+                                                 audio_seconds=self.voice_track.seconds)
+                except InputRejected as problem:
+                    self.add_error("transcript", str(problem))
         if not self.errors:  # the provider's rules judge a complete, valid request
             self._clean_engine(cleaned)
         return cleaned

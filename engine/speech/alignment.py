@@ -547,6 +547,17 @@ def _english_words(transcript: str) -> list[_Pronounced]:
     return words
 
 
+def check_transcript_fits(transcript: str, *, voice: str, audio_seconds: float) -> None:
+    """The form's quick check, before anything is stored: a transcript that espeak needs far
+    longer to say than the whole voice track lasts is refused (``align_transcript`` checks
+    again against the track's speech alone)."""
+    text = " ".join(str(transcript or "").split())
+    if not any(ch.isalnum() for ch in text):
+        return
+    speech = synthesize(_spaced_transcript(text, voice), voice=voice)
+    _check_length(_speaking_time(speech.phonemes), audio_seconds)
+
+
 def align_transcript(samples: np.ndarray, sample_rate: int, transcript: str, *, voice: str) -> Alignment:
     """The transcript's words and phonemes timed in the voice track (seconds in ``samples``).
 

@@ -212,3 +212,10 @@ class VoiceTrackCaptionsTestCase(RenderTestCase):
         Render.objects.filter(pk=job.pk).update(driver="audio", script="", voice="fi")
         self.login(self.alice)
         self.assertContains(self.client.get(f"/renders/{job.pk}/"), "add the voice track's transcript")
+
+    def test_it_refuses_a_transcript_the_voice_track_cannot_hold(self):
+        response = self.post_voice_track(transcript=" ".join(["Many more words than three seconds can hold."] * 12))
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "transcript", status_code=400)
+        self.assertIn("transcript", response.context["form"].errors)
+        self.assertFalse(Render.objects.exists())
