@@ -35,6 +35,7 @@ from avatars.models import Avatar
 from engine import preflight, speech
 from engine.errors import InputRejected
 from renders import services as render_services
+from providers.models import RemoteJob
 from renders.forms import DEFAULT_VOICES, RenderForm
 from renders.models import Render
 from studio.media import _ranged_file_response
@@ -291,6 +292,11 @@ def avatar_file(request: HttpRequest, avatar_id: UUID, name: str):
 # ---- renders -----------------------------------------------------------------------------------
 
 
+def _engine_of(render: Render) -> str:
+    job = RemoteJob.objects.filter(render=render).select_related("account").first()
+    return "local" if job is None else str(job.account_id)
+
+
 def render_out(request: HttpRequest, render: Render) -> dict:
     base = f"/api/v1/renders/{render.pk}/files"
 
@@ -310,6 +316,7 @@ def render_out(request: HttpRequest, render: Render) -> dict:
         "voice": render.voice,
         "loop_mode": render.loop_mode,
         "preview": render.preview,
+        "engine": _engine_of(render),
         "captions_source": render.captions_source or None,
         "warning": render.warning or None,
         "duration": render.duration,
@@ -406,6 +413,8 @@ def _render_create(request: HttpRequest, payload: RenderIn) -> Render:
                 "upscale": "on" if payload.upscale else "",
                 "fps": payload.fps or "",
                 "quality": payload.quality,
+                "engine": payload.engine,
+                **_provider_fields(payload),
             },
             files={"audio": audio} if audio is not None else {},
             team=team,
@@ -422,6 +431,19 @@ def _render_create(request: HttpRequest, payload: RenderIn) -> Render:
                 data, form, team=team, user=key.created_by, preview=payload.preview, callback=callback
             )
     return render
+
+
+def _provider_fields(payload: RenderIn) -> dict:
+    """A provider's voice and options as the render form names them (``<provider>_<option>``)."""
+    from engine.remote import PROVIDERS
+
+    fields = {}
+    for provider in PROVIDERS:
+        if payload.provider_voice:
+            fields[f"{provider}_voice"] = payload.provider_voice
+        for name, value in payload.provider_options.items():
+            fields[f"{provider}_{name}"] = ("on" if value else "") if isinstance(value, bool) else value
+    return fields
 
 
 def _render_create_with(data: dict, form: RenderForm, *, team, user, preview: bool, callback: str | None) -> Render:
@@ -453,6 +475,7 @@ def _render_create_with(data: dict, form: RenderForm, *, team, user, preview: bo
         fps=data.get("fps"),
         quality=data["quality"],
         preview=preview,
+        provider=form.provider_choice,
     )
     if callback is not None:
         remote.callback_register(render=render, url=callback)

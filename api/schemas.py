@@ -160,6 +160,11 @@ class RenderIn(Schema):
     quality: Literal["high", "match"] = Field("high", description="high: constant quality; match: the avatar video's bitrate.")
     preview: bool = Field(False, description="Only the first seconds, to check before the full render.")
     callback_url: str | None = Field(None, description="Receives a signed POST when the render finishes, fails or is cancelled.")
+    engine: str = Field("local", description='"local" (the built-in engine) or the id of one of the team\'s provider accounts.')
+    provider_voice: str | None = Field(None, description="With a provider engine and a script: the provider's own voice id.")
+    provider_options: dict[str, str | int | float | bool] = Field(
+        {}, description="With a provider engine: that provider's own options by name (docs/providers.md)."
+    )
 
 
 class RenderUrls(Schema):
@@ -182,6 +187,7 @@ class RenderOut(Schema):
     voice: str
     loop_mode: str
     preview: bool
+    engine: str = Field(description='"local", or the id of the provider account that renders it.')
     captions_source: str | None = Field(description="script, transcript or machine: where the captions' words came from.")
     warning: str | None = Field(description="Something to know about a finished render, as a sentence.")
     duration: float | None = Field(description="Seconds of the finished video.")

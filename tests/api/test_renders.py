@@ -169,3 +169,39 @@ class RenderReadTestCase(ApiTestCase):
         Render.objects.filter(pk=job.pk).update(status="queued")
         response = self.call("POST", f"/renders/{job.pk}/cancel")
         self.assertEqual((response.status_code, response.json()["status"]), (200, "cancelled"))
+
+
+class RenderEngineTestCase(ApiTestCase):
+    """The API's `engine`: the built-in one, or a provider account of the key's team."""
+
+    def setUp(self):
+        super().setUp()
+        from providers import services as provider_services
+
+        self.avatar = ready_avatar(team=self.team, user=self.alice, kind="video", gender="male")
+        self.account = provider_services.provider_account_create(
+            team=self.team, user=self.alice, provider="newportai", label="NP",
+            credentials={"api_key": "np-live-SECRET-0123456789"},
+        )
+
+    def test_a_voice_track_goes_to_the_chosen_provider(self):
+        from providers.models import RemoteJob
+
+        file_id = self.uploaded(media_cache.audio(3.0, "wav"), kind="audio", content_type="audio/wav")
+        response = self.call("POST", "/renders", {"avatar_id": str(self.avatar.pk), "audio_file_id": file_id,
+                                                  "engine": str(self.account.pk)})
+        self.assertEqual(response.status_code, 201, response.content)
+        self.assertEqual(response.json()["engine"], str(self.account.pk))
+        self.assertEqual(RemoteJob.objects.get().render_id, Render.objects.get().pk)
+
+    def test_what_the_provider_cannot_take_is_refused_with_its_rule(self):
+        response = self.call("POST", "/renders", {"avatar_id": str(self.avatar.pk), "script": SCRIPT,
+                                                  "burn_captions": True, "engine": str(self.account.pk)})
+        self.assertEqual(response.status_code, 422, response.content)
+        self.assertIn("built-in engine only", response.json()["error"]["message"])
+        self.assertFalse(Render.objects.exists())
+
+    def test_an_unknown_engine_is_refused(self):
+        response = self.call("POST", "/renders", {"avatar_id": str(self.avatar.pk), "script": SCRIPT, "engine": "999"})
+        self.assertEqual(response.status_code, 422, response.content)
+        self.assertEqual(response.json()["error"]["field"], "engine")
