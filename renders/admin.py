@@ -1,5 +1,8 @@
 from django.contrib import admin, messages
 
+from engine.errors import InputRejected
+from providers.admin import RemoteJobInline
+from providers.services import render_engine_change
 from renders import services
 from renders.models import Render, RenderEvent
 from studio.admin import image_preview, video_player
@@ -29,8 +32,8 @@ class RenderAdmin(admin.ModelAdmin):
     ]
     exclude = ["video", "poster"]
     raw_id_fields = ["avatar", "team", "created_by"]
-    inlines = [RenderEventInline]
-    actions = ["retry_renders", "cancel_renders"]
+    inlines = [RemoteJobInline, RenderEventInline]
+    actions = ["retry_renders", "cancel_renders", "rerun_on_built_in_engine"]
 
     @admin.display(description="video")
     def video_player(self, render: Render) -> str:
@@ -44,6 +47,18 @@ class RenderAdmin(admin.ModelAdmin):
     def retry_renders(self, request, queryset) -> None:
         retried = sum(services.render_retry(render=render) for render in queryset)
         self.message_user(request, f"{retried} render(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Re-run selected failed or cancelled renders on the built-in engine")
+    def rerun_on_built_in_engine(self, request, queryset) -> None:
+        moved = 0
+        for render in queryset:
+            try:
+                render_engine_change(render=render, account=None)
+            except InputRejected as problem:
+                self.message_user(request, f"{render.title}: {problem}", messages.WARNING)
+                continue
+            moved += services.render_retry(render=render)
+        self.message_user(request, f"{moved} render(s) queued again on the built-in engine.", messages.SUCCESS)
 
     @admin.action(description="Cancel selected queued or running renders")
     def cancel_renders(self, request, queryset) -> None:

@@ -61,3 +61,37 @@ class EngineChoiceTestCase(RenderTestCase):
         self.assertEqual(RemoteJob.objects.get().render_id, job.pk)
         self.assertEqual(len(self.queued), 1)
         self.assertContains(self.client.get(f"/renders/{job.pk}/"), "NewportAI · Our NP")
+
+
+class EngineAdminTestCase(RenderTestCase):
+    setUp = EngineChoiceTestCase.setUp
+
+    def test_admin_shows_the_provider_task_and_reruns_a_failed_render_on_the_built_in_engine(self):
+        from renders.services import render_create, ProviderChoice
+        from tests.factories import ready_avatar
+        from tests import media_cache
+
+        avatar = ready_avatar(team=self.team, user=self.alice, kind="video", name="Presenter on video")
+        with open(media_cache.audio(3.0, "wav"), "rb") as handle:
+            from django.core.files.uploadedfile import SimpleUploadedFile
+
+            upload = SimpleUploadedFile("voice.wav", handle.read(), content_type="audio/wav")
+        with self.captureOnCommitCallbacks():
+            job = render_create(team=self.team, user=self.alice, avatar=avatar, title="On NP",
+                                driver=Render.Driver.AUDIO, audio=upload,
+                                provider=ProviderChoice(account=self.account))
+        RemoteJob.objects.filter(render=job).update(task_id="np-task-42", raw_status="FAILED")
+        Render.objects.filter(pk=job.pk).update(status=Render.Status.FAILED, error="NewportAI said no.")
+        self.alice.is_staff = self.alice.is_superuser = True
+        self.alice.save()
+        self.client.force_login(self.alice)
+        page = self.client.get(f"/admin/renders/render/{job.pk}/change/")
+        self.assertContains(page, "np-task-42")
+        self.assertNotContains(page, "np-live-SECRET")
+        with self.captureOnCommitCallbacks() as queued:
+            self.client.post("/admin/renders/render/", {"action": "rerun_on_built_in_engine",
+                                                         "_selected_action": [str(job.pk)]})
+        job.refresh_from_db()
+        self.assertEqual(job.status, Render.Status.QUEUED)
+        self.assertFalse(RemoteJob.objects.filter(render=job).exists())
+        self.assertEqual(len(queued), 1)
