@@ -64,7 +64,12 @@ class EngineChoiceTestCase(RenderTestCase):
 
 
 class EngineAdminTestCase(RenderTestCase):
-    setUp = EngineChoiceTestCase.setUp
+    def setUp(self):
+        super().setUp()
+        self.account = provider_services.provider_account_create(
+            team=self.team, user=self.alice, provider="newportai", label="Our NP",
+            credentials={"api_key": "np-live-SECRET-0123456789"},
+        )
 
     def test_admin_shows_the_provider_task_and_reruns_a_failed_render_on_the_built_in_engine(self):
         from renders.services import render_create, ProviderChoice
