@@ -66,6 +66,7 @@ eval: install
 	  --drive-text "espeak:de:Guten Abend, liebe Freunde. Heute Abend möchte ich über die Arbeit sprechen, die vor uns liegt." \
 	  --drive-text "espeak:es:Buenas noches a todos. Esta noche quiero hablar del trabajo que nos espera, y de la gente que lo hará." \
 	  --drive-text "espeak:cmn:大家晚上好。今天晚上，我想谈谈我们面前的工作，还有将要完成这项工作的人们。" \
+	  --footage-audio silence --footage-audio music \
 	  -o var/eval/obama --report docs/eval.md
 
 # Transcript alignment on the recorded sentences with known word timings (speech_*.wav).

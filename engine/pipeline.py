@@ -470,7 +470,8 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     caption_paths: list[Path] = []
     try:
         out_fps = float(media.rational_fps(req.fps)) if req.fps else footage_fps
-        spoken = _speech_track(req, progress, out_fps if lip_sync else None)
+        trajectory_fps = out_fps if lip_sync else float(req.fps or PHOTO_FPS) if req.avatar_kind == "photo" else None
+        spoken = _speech_track(req, progress, trajectory_fps)
         samples, rate, trajectory, words = spoken.samples, spoken.rate, spoken.trajectory, spoken.words
         cancel(force=True)
         seconds = len(samples) / rate
@@ -724,8 +725,11 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
         width, height, src_rate, n_source = probe.width, probe.height, probe.rate, probe.frame_count
     out_rate = media.rational_fps(req.fps) if req.fps else src_rate
     n_out = max(1, int(round(seconds * float(out_rate))))
+    # Footage frames whose own mouth can't be replaced are left out of the order: shown, their
+    # mouth would move to the footage's words, not these.
+    shown = lipsync.showable_frames(req.library, intervals)
     indices = list(resampled_sequence(n_source, n_out, req.loop_mode, float(src_rate), float(out_rate),
-                                       start=req.segment_start, end=req.segment_end))
+                                       start=req.segment_start, end=req.segment_end, shown=shown))
     compositor = BackgroundCompositor(req.background, (width, height))
     first: np.ndarray | None = None
     try:
@@ -758,23 +762,49 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
     return width, height, out_rate, first
 
 
+PHOTO_STILL_WARNING = (
+    "This photo could not be animated ({reason}), so the video shows it still; a frontal photo "
+    "with the mouth in view will talk."
+)
+
+
 def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *, finish: _Finish):
+    """The photo speaking the trajectory (``photo.animate``): mouth, blinks, small head motion."""
+    from . import photo
+
     ticker = ProgressThrottle(progress, "frames")
     ticker(0.0, force=True)
     rgb = _fit_photo(media.load_image_rgb(req.avatar_media), MAX_PREPARED_LONG_SIDE)
-    compositor = BackgroundCompositor(req.background, (rgb.shape[1], rgb.shape[0]))
-    rgb = compositor.apply(rgb)
-    compositor.close()
     out_rate = media.rational_fps(req.fps or PHOTO_FPS)
     n_out = max(1, int(round(seconds * float(out_rate))))
-    frame = media.rgb_to_frame(rgb)  # converted once; x264 copies each input picture
+    try:
+        rig = photo.PhotoRig.from_image(rgb)
+    except InputRejected as problem:
+        # Avatars prepared before photos talked were never checked for it: they still render.
+        finish.spoken.warnings.append(PHOTO_STILL_WARNING.format(reason=str(problem).rstrip(".")))
+        frames = _still_photo_frames(rgb, req.background, n_out)
+    else:
+        frames = photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
+                               background=req.background)
+    first = None
     with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
-        for k in range(n_out):
+        for k, frame in enumerate(frames):
             cancel()
+            if first is None:
+                first = frame if isinstance(frame, np.ndarray) else media.frame_to_rgb(frame)
             writer.write(frame)
             ticker((k + 1) / n_out)
     ticker(1.0, force=True)
-    return rgb.shape[1], rgb.shape[0], out_rate, rgb
+    return rgb.shape[1], rgb.shape[0], out_rate, first
+
+
+def _still_photo_frames(rgb: np.ndarray, background: Background, n_out: int):
+    compositor = BackgroundCompositor(background, (rgb.shape[1], rgb.shape[0]))
+    rgb = compositor.apply(rgb)
+    compositor.close()
+    frame = media.rgb_to_frame(rgb)  # converted once; x264 copies each input picture
+    for _ in range(n_out):
+        yield frame
 
 
 __all__ = [

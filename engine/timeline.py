@@ -50,6 +50,7 @@ def background_indices(
     fps: float,
     start: float | None = None,
     end: float | None = None,
+    shown: Sequence[bool] | None = None,
 ) -> Iterator[int]:
     """The footage frame shown at each of ``n_out`` output frames (same frame rate).
 
@@ -61,12 +62,21 @@ def background_indices(
     - ``circle``: out and back so the last output frame is the first one (the video loops
       seamlessly); ping-pong inside the segment when the speech is longer;
     - ``custom``: the reverse splice over the chosen segment (Tencent's MakeType Custom).
+
+    ``shown`` (one bool per footage frame, e.g. ``lipsync.showable_frames``): the frames a
+    render may show. The others are skipped as if they had been cut out of the footage (a
+    frame whose own mouth cannot be replaced would show the footage's mouth moving to other
+    words); when none of the segment's frames may be shown, the segment plays whole.
     """
     _check_loop_mode(loop_mode)
     if n_source <= 0:
         raise EngineError("The avatar footage has no frames.")
     first, last = segment_frames(n_source, fps, start, end)
-    length = last - first
+    frames = list(range(first, last))
+    if shown is not None:
+        kept = [i for i in frames if i < len(shown) and shown[i]]
+        frames = kept or frames
+    length = len(frames)
     for k in range(max(0, n_out)):
         if loop_mode == "forward":
             offset = k % length
@@ -74,30 +84,31 @@ def background_indices(
             offset = _ping_pong(min(k, n_out - 1 - k), length)
         else:
             offset = _ping_pong(k, length)
-        yield first + offset
+        yield frames[offset]
 
 
 def frame_index_sequence(
     n_source: int, n_out: int, loop_mode: str, *, fps: float = 25.0, start: float | None = None,
-    end: float | None = None,
+    end: float | None = None, shown: Sequence[bool] | None = None,
 ) -> Iterator[int]:
     """``background_indices`` with the loop mode as the third positional argument."""
-    return background_indices(n_source, n_out, loop_mode=loop_mode, fps=fps, start=start, end=end)
+    return background_indices(n_source, n_out, loop_mode=loop_mode, fps=fps, start=start, end=end, shown=shown)
 
 
 def resampled_sequence(
     n_source: int, n_out: int, loop_mode: str, src_fps: float, out_fps: float, *, start: float | None = None,
-    end: float | None = None,
+    end: float | None = None, shown: Sequence[bool] | None = None,
 ) -> Iterator[int]:
     """``background_indices`` for an output frame rate other than the footage's: each output
     frame shows the nearest earlier position of the footage's own sequence."""
     if abs(src_fps - out_fps) < 1e-6:
-        yield from frame_index_sequence(n_source, n_out, loop_mode, fps=src_fps, start=start, end=end)
+        yield from frame_index_sequence(n_source, n_out, loop_mode, fps=src_fps, start=start, end=end, shown=shown)
         return
     if n_out <= 0:
         return
     positions = int(math.floor((n_out - 1) * src_fps / out_fps + 1e-9)) + 1
-    sequence = list(frame_index_sequence(n_source, positions, loop_mode, fps=src_fps, start=start, end=end))
+    sequence = list(frame_index_sequence(n_source, positions, loop_mode, fps=src_fps, start=start, end=end,
+                                         shown=shown))
     for k in range(n_out):
         yield sequence[min(len(sequence) - 1, int(math.floor(k * src_fps / out_fps + 1e-9)))]
 

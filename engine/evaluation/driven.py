@@ -47,12 +47,24 @@ voice's speech frames, 5th → 0 to 95th percentile → 1; rest outside speech),
 renderer must never do worse than; and ``footage_baseline``, the untouched footage's own
 aperture on the frames the render drew on (no lip sync at all: chance level).
 
+Also per voice, not a mouth-timing figure: ``sharpness_ratio`` (``metrics.sharpness_ratio``),
+the rendered lower face's fine detail next to the upper face ÷ the same in the frames drawn
+on, a frame every ``SHARPNESS_EVERY_S``. 0.85–1.15: the pasted mouth is as sharp as the face.
+
+**Footage without usable speech** (``footage_audio``): the same footage prepared with its
+sound replaced by silence or by music made here (``music``), driven by the same voices and
+judged against the person's own mouth *and speech* in the original footage. The avatar's
+preparation report must then say the speaker-independent path is used (``preparation``).
+
 Outputs in ``out``: ``avatar/`` (the prepared avatar), ``driven/NAME/`` per voice
 (``render.mp4``, ``contact_sheet.png``: the footage's mouth on the frame drawn on over the
-rendered mouth every 0.5 s, ``aperture.png``: the rendered aperture, the baseline and the
+rendered mouth every 0.5 s, ``face_sheet.png``: the same for the whole lower face and jaw
+line, ``aperture.png``: the rendered aperture, the baseline and the
 loudness over time and against each other, and ``voice.wav`` for a script: espeak's speech
 with 0.5 s of silence before and after, as a recorded track has), and the figures
-under ``driven`` in ``eval.json`` (next to the self-reenactment figures when both ran).
+under ``driven`` in ``eval.json`` (next to the self-reenactment figures when both ran); for
+each replaced sound, ``KIND/`` (``footage-KIND.mp4``, ``avatar/``, ``driven/NAME/``) and the
+figures under ``footage_audio.KIND``.
 """
 
 from __future__ import annotations
@@ -69,8 +81,8 @@ import numpy as np
 
 from .. import face, media
 from ..errors import InputRejected
-from .metrics import aperture_of, best_lag
-from .plots import contact_sheet, mouth_crops
+from .metrics import aperture_of, best_lag, face_sharpness, sharpness_ratio
+from .plots import FACE_SPAN, contact_sheet, mouth_crops
 from .report import DRIVEN_FIGURES, figure_entry, json_number
 
 PAUSE_MIN_S = 0.250
@@ -84,6 +96,7 @@ FLOOR_DB = 40.0
 SCRIPT_PADDING_S = 0.5
 SHEET_EVERY_S = 0.5
 SHEET_CELLS = 32
+SHARPNESS_EVERY_S = 0.2
 RETRACK_EVERY = 10
 AUDIO_RATE = 16000
 FIGURES = DRIVEN_FIGURES
@@ -214,6 +227,11 @@ class OwnMouth:
             "speech_p90": json_number(self.speech_p90), "rest_frames": self.rest_frames,
             "rest_from": self.rest_from,
         }
+
+
+def _median(values) -> float:
+    values = _finite(np.asarray(values, np.float64))
+    return float(np.median(values)) if values.size else math.nan
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -371,11 +389,16 @@ class Footage:
                 **self.own.to_json(), "unit": "inner-lip gap / inter-ocular distance"}
 
 
-def measure_footage(media_path: Path, library: Path, progress: ProgressFn | None = None) -> Footage:
+def measure_footage(media_path: Path, library: Path, progress: ProgressFn | None = None,
+                    sound: Path | None = None) -> Footage:
+    """The footage's own mouth, judged by the speech of ``sound`` (default: its own track; the
+    original recording when the avatar was prepared from the footage with its sound replaced:
+    the engine did not hear him speak, the judge still knows when he did)."""
     from .. import speech
 
     fps, aperture = track_apertures(media_path, progress=progress, stage="footage")
-    track = Track.of(speech.load_audio(media_path, sample_rate=AUDIO_RATE), AUDIO_RATE, fps, len(aperture))
+    samples = speech.load_audio(sound or media_path, sample_rate=AUDIO_RATE)
+    track = Track.of(samples, AUDIO_RATE, fps, len(aperture))
     return Footage(media_path, library, fps, aperture, track, own_mouth(aperture, track.speech, track.pauses))
 
 
@@ -385,6 +408,7 @@ def measure_footage(media_path: Path, library: Path, progress: ProgressFn | None
 def drive(voice: DrivingVoice, footage: Footage, folder: Path, progress: ProgressFn | None = None) -> dict:
     """Render ``voice`` onto the footage and measure the rendered mouth; the voice's entry."""
     from .. import pipeline, speech
+    from ..lipsync import showable_frames
     from ..timeline import resampled_sequence
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -392,7 +416,8 @@ def drive(voice: DrivingVoice, footage: Footage, folder: Path, progress: Progres
     clock = time.perf_counter()
     wav = _voice_wav(voice, folder)
     request = pipeline.RenderRequest(avatar_kind="video", avatar_media=footage.media, library=footage.library,
-                                     audio=wav, output=folder / "render.mp4", poster=folder / "poster.jpg")
+                                     audio=wav, output=folder / "render.mp4", poster=folder / "poster.jpg",
+                                     captions=False)  # the mouth is measured, not the words
     staged = None if progress is None else (lambda stage, f: progress(f"{voice.name[:14]} {stage}", f))
     rendered = pipeline.render(request, progress=staged)
     timings["render_s"] = time.perf_counter() - clock
@@ -401,17 +426,28 @@ def drive(voice: DrivingVoice, footage: Footage, folder: Path, progress: Progres
     samples = speech.load_audio(wav, sample_rate=AUDIO_RATE)
     n, fps = rendered.frame_count, footage.fps
     track = Track.of(samples, AUDIO_RATE, fps, n)
-    backgrounds = list(resampled_sequence(len(footage.aperture), n, request.loop_mode, fps, fps))
+    shown = showable_frames(footage.library)
+    backgrounds = list(resampled_sequence(len(footage.aperture), n, request.loop_mode, fps, fps, shown=shown))
     every = max(1, round(SHEET_EVERY_S * fps))
+    sharp_every = max(1, round(SHARPNESS_EVERY_S * fps))
     cells: list[dict] = []
+    faces: list[dict] = []
+    sharpness: dict[str, list[float]] = {"rendered": [], "footage": []}
 
     with media.VideoReader(footage.media) as source:
         def sheet(index: int, rgb: np.ndarray, landmarks) -> None:
-            if index % every or len(cells) >= SHEET_CELLS or index >= n:
+            if index >= n or (index % every and index % sharp_every):
                 return
             drawn_on = source.rgb(source.frame_at(backgrounds[index]))
+            if index % sharp_every == 0:
+                # the same landmarks for both: the frame drawn on differs only in its lower face
+                sharpness["rendered"].append(face_sharpness(rgb, landmarks))
+                sharpness["footage"].append(face_sharpness(drawn_on, landmarks))
+            if index % every or len(cells) >= SHEET_CELLS:
+                return
             state = "speech" if track.speech[index] else "pause" if track.pauses[index] else ""
             cells.append(mouth_crops(drawn_on, rgb, landmarks, index / fps, f" {state}"))
+            faces.append(mouth_crops(drawn_on, rgb, landmarks, index / fps, f" {state}", span=FACE_SPAN))
 
         _, aperture = track_apertures(rendered.video_path, progress=staged, stage="measure", on_frame=sheet)
     aperture = np.pad(aperture[:n], (0, max(0, n - len(aperture))), constant_values=np.nan)
@@ -431,17 +467,24 @@ def drive(voice: DrivingVoice, footage: Footage, folder: Path, progress: Progres
                        unit="lag in frames; positive = the mouth after the sound"),
         "loudness_baseline": figures_json(track.figures(baseline, own)),
         "footage_baseline": figures_json(track.figures(as_is, own)),
+        "sharpness_ratio": figure_entry(
+            "sharpness_ratio", sharpness_ratio(sharpness["rendered"], sharpness["footage"]),
+            rendered=json_number(_median(sharpness["rendered"])), footage=json_number(_median(sharpness["footage"])),
+            frames=int(np.isfinite(sharpness["rendered"]).sum()),
+            unit="Laplacian variance, lower face ÷ upper face: rendered median ÷ the frames drawn on"),
     }
     verdicts = [entry[name]["pass"] for name in FIGURES]
     entry["all_targets_met"] = all(v is True for v in verdicts)
     contact_sheet(cells, folder / "contact_sheet.png",
                   caption="each cell: time, speech/pause / the footage drawn on (top) / rendered (bottom)")
+    contact_sheet(faces, folder / "face_sheet.png",
+                  caption="each cell: time / the footage's lower face and jaw line (top) / rendered (bottom)")
     # A script's own text may be in a writing the plot's font lacks; its name says enough.
     title = voice.name if str(voice.source).startswith("espeak:") else f"{voice.name}: {voice.source}"[:120]
     aperture_loudness_plot(folder / "aperture.png", fps=fps, rendered=aperture, baseline=baseline,
                            track=track, own=own, title=title, lag=figures["lag"])
     entry["timings"] = {k: round(v, 2) for k, v in timings.items()}
-    names = ["render.mp4", "contact_sheet.png", "aperture.png"]
+    names = ["render.mp4", "contact_sheet.png", "face_sheet.png", "aperture.png"]
     names += ["voice.wav"] if voice.path is None else []
     entry["files"] = {name: f"{folder.name}/{name}" for name in names}
     return entry
@@ -489,31 +532,121 @@ def aperture_loudness_plot(path: Path, *, fps: float, rendered: np.ndarray, base
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- footage sound
+
+FOOTAGE_AUDIO = ("own", "silence", "music")
+MUSIC_RATE = 44100
+MUSIC_BPM = 112
+# C, A minor, F, G major triads (Hz), a bar of four beats each
+MUSIC_CHORDS = ((261.63, 329.63, 392.00), (220.00, 261.63, 329.63), (174.61, 220.00, 261.63),
+                (196.00, 246.94, 293.66))
+
+
+def music(seconds: float, rate: int = MUSIC_RATE) -> np.ndarray:
+    """Music without a voice, made here: a chord per bar (three notes with a few harmonics and
+    a decay per beat), a bass note, a kick on every beat and a hi-hat between, at -14 dBFS RMS
+    or so. Footage often carries music instead of speech; the engine must not lip-sync to it."""
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    beat = 60.0 / MUSIC_BPM
+    position = t / beat
+    in_beat = (position % 1.0) * beat  # seconds since the last beat
+    chord_index = (position // 4).astype(int) % len(MUSIC_CHORDS)
+    out = np.zeros(n)
+    for k, chord in enumerate(MUSIC_CHORDS):
+        here = chord_index == k
+        for note in chord:
+            for harmonic, weight in ((1, 1.0), (2, 0.35), (3, 0.15)):
+                out[here] += 0.09 * weight * np.sin(2 * np.pi * note * harmonic * t[here])
+        out[here] += 0.12 * np.sin(2 * np.pi * chord[0] / 2 * t[here])  # bass
+    out *= 0.55 + 0.45 * np.exp(-in_beat / 0.25)
+    out += 0.5 * np.sin(2 * np.pi * (50 + 90 * np.exp(-in_beat / 0.03)) * in_beat) * np.exp(-in_beat / 0.09)
+    rng = np.random.default_rng(7)
+    off_beat = ((position + 0.5) % 1.0) * beat
+    out += 0.08 * rng.standard_normal(n) * np.exp(-off_beat / 0.02)
+    return (0.5 * out / max(float(np.abs(out).max()), 1e-9)).astype(np.float32)
+
+
+def footage_with_sound(video: Path, out: Path, kind: str) -> Path:
+    """The footage's frames with its sound replaced by ``kind`` ("silence" or ``music``)."""
+    if kind not in FOOTAGE_AUDIO[1:]:
+        raise InputRejected(f"The footage's sound can be replaced by silence or music, not {kind!r}.",
+                            field="footage_audio", code="footage_audio")
+    with media.VideoReader(video) as reader:
+        seconds = reader.frame_count / reader.fps
+        sound = np.zeros(int(round(seconds * MUSIC_RATE)), np.float32) if kind == "silence" else music(seconds)
+        with media.VideoWriter(out, width=reader.width, height=reader.height, fps=reader.rate, audio=sound,
+                               sample_rate=MUSIC_RATE, crf=12) as writer:
+            for _, frame in reader.iter_sequential():
+                writer.write(reader.rgb(frame))
+    return out
+
+
 # ----------------------------------------------------------------------------- the whole run
 
 
 def evaluate_driven(video: str | Path, voices: list[DrivingVoice], *, out: str | Path,
-                    into: dict | None = None, progress: ProgressFn | None = None) -> dict:
+                    into: dict | None = None, progress: ProgressFn | None = None,
+                    footage_audio: Iterable[str] = ("own",)) -> dict:
     """Prepare ``video`` as an avatar, drive it with each voice; the figures under ``driven``.
 
     ``into``: a self-reenactment result to add them to (both then go to ``out/eval.json``).
+    ``footage_audio``: besides the footage as it is ("own"), prepare it with its sound
+    replaced by "silence" or "music" and drive those avatars with the same voices (figures
+    under ``footage_audio.KIND``, files under ``KIND/``): the engine then has no speech of
+    this person to learn from, and its preparation report must say so.
     """
-    from .. import pipeline
-
     if not voices:
         raise InputRejected("Give at least one driving voice (--drive or --drive-text).", field="drive")
+    kinds = list(dict.fromkeys(footage_audio)) or ["own"]
+    for kind in kinds:
+        if kind not in FOOTAGE_AUDIO:
+            raise InputRejected(f"The footage's sound is own, silence or music, not {kind!r}.",
+                                field="footage_audio", code="footage_audio")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    result = dict(into or {})
+    result.setdefault("video", str(video))
+    # The judge hears the footage's own speech: the prepared footage's track (aligned to its
+    # first frame by the normaliser) once the "own" pass made it, else the original's.
+    judge_sound = Path(video)
+    for kind in sorted(kinds, key=FOOTAGE_AUDIO.index):
+        folder = out if kind == "own" else out / kind
+        source = Path(video)
+        if kind != "own":
+            folder.mkdir(parents=True, exist_ok=True)
+            source = footage_with_sound(Path(video), folder / f"footage-{kind}.mp4", kind)
+        staged = progress if kind == "own" or progress is None else (
+            lambda stage, f, kind=kind: progress(f"{kind} {stage}", f))
+        entry = _drive_footage(source, voices, folder, staged, sound=None if kind == "own" else judge_sound)
+        if kind == "own":
+            judge_sound = folder / "avatar" / "media.mp4"
+        if kind == "own":
+            result.update(entry)
+        else:
+            result.setdefault("footage_audio", {})[kind] = entry
+    result["files"] = {**result.get("files", {}), "json": "eval.json", "avatar": "avatar/",
+                       "driven": "driven/NAME/ (render.mp4, contact_sheet.png, face_sheet.png, aperture.png)"}
+    if len(kinds) > 1 or kinds != ["own"]:
+        result["files"]["footage_audio"] = "KIND/ (footage-KIND.mp4, avatar/, driven/NAME/)"
+    (out / "eval.json").write_text(json.dumps(result, indent=1), "utf-8")
+    return result
+
+
+def _drive_footage(source: Path, voices: list[DrivingVoice], out: Path, progress: ProgressFn | None,
+                   sound: Path | None) -> dict:
+    """Prepare ``source``, measure it (judged by ``sound``'s speech), drive it with each voice."""
+    from .. import pipeline
+
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    prepared = pipeline.prepare_avatar(kind="video", source=Path(video), workdir=out / "avatar",
-                                       progress=progress)
+    prepared = pipeline.prepare_avatar(kind="video", source=source, workdir=out / "avatar", progress=progress)
     timings["prepare_s"] = time.perf_counter() - clock
     if prepared.library_path is None:
         raise InputRejected("The footage gave no mouth library (no face FaceMesh could follow), "
                             "so there is no lip sync to measure.", field="video")
     clock = time.perf_counter()
-    footage = measure_footage(prepared.media_path, prepared.library_path, progress)
+    footage = measure_footage(prepared.media_path, prepared.library_path, progress, sound=sound)
     timings["measure_footage_s"] = time.perf_counter() - clock
 
     driven = {}
@@ -521,13 +654,11 @@ def evaluate_driven(video: str | Path, voices: list[DrivingVoice], *, out: str |
         clock = time.perf_counter()
         driven[voice.name] = drive(voice, footage, out / "driven" / voice.name, progress)
         timings[f"{voice.name}_s"] = time.perf_counter() - clock
-
-    result = dict(into or {})
-    result.setdefault("video", str(video))
-    result["footage"] = footage.to_json()
-    result["driven"] = driven
-    result["driven_timings"] = {k: round(v, 2) for k, v in timings.items()}
-    result["files"] = {**result.get("files", {}), "json": "eval.json", "avatar": "avatar/",
-                       "driven": "driven/NAME/ (render.mp4, contact_sheet.png, aperture.png)"}
-    (out / "eval.json").write_text(json.dumps(result, indent=1), "utf-8")
-    return result
+    report = prepared.report or {}
+    return {
+        "footage": footage.to_json(),
+        "preparation": {key: report.get(key) for key in ("mouth_timing", "own_speech_r", "usable_frames",
+                                                         "total_frames", "warnings")},
+        "driven": driven,
+        "driven_timings": {k: round(v, 2) for k, v in timings.items()},
+    }

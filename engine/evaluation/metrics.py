@@ -4,7 +4,8 @@ Series: ``pearson``, ``lagged_correlation``, ``best_lag``, ``second_difference_j
 Pixels: ``psnr``, ``psnr_from_mse``, ``squared_error``, ``dilated_mask``. Lip closures:
 ``closed_threshold``, ``closure_runs``, ``closure_checks``, ``closed_share``. Landmarks:
 ``Canonical`` (one face frame fitted on ``face.EVALUATION_RIGID_INDICES``), ``lip_distance``,
-``aperture_of``.
+``aperture_of``. Sharpness: ``face_halves``, ``laplacian_variance``, ``face_sharpness``,
+``sharpness_ratio``.
 """
 
 from __future__ import annotations
@@ -191,3 +192,66 @@ def lip_distance(a: np.ndarray | None, b: np.ndarray | None, lips: np.ndarray) -
     if a is None or b is None:
         return math.nan
     return float(np.linalg.norm(a[lips] - b[lips], axis=-1).mean())
+
+
+# ----------------------------------------------------------------------------- sharpness
+
+# The upper face: the face oval from cheek to cheek over the forehead, closed under the nose
+# (what lip sync never touches); the lower face: the jaw line closed under the nose (the
+# region the compositor replaces).
+UPPER_FACE = np.concatenate([[93, 234, 127, 162, 21, 54, 103, 67, 109, 10, 338, 297, 332, 284, 251, 389, 356, 454],
+                             face.UNDER_NOSE_INDICES])
+LOWER_FACE = np.concatenate([face.JAW_INDICES, face.UNDER_NOSE_INDICES[1:-1]])
+
+
+def face_halves(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) face masks (bool H×W) from FaceMesh landmarks in pixels."""
+    import cv2
+
+    masks = []
+    for polygon in (LOWER_FACE, UPPER_FACE):
+        mask = np.zeros(shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(np.asarray(landmarks)[polygon, :2] * 4).astype(np.int32)], 1, shift=2)
+        masks.append(mask.astype(bool))
+    return masks[0], masks[1]
+
+
+def laplacian_variance(gray: np.ndarray, mask: np.ndarray) -> float:
+    """Variance of the 3×3 Laplacian of ``gray`` (uint8 or float) over ``mask``: fine detail."""
+    import cv2
+
+    if not mask.any():
+        return math.nan
+    laplacian = cv2.Laplacian(np.asarray(gray, np.float32), cv2.CV_32F, ksize=3)
+    return float(laplacian[mask].var())
+
+
+def face_sharpness(rgb: np.ndarray, landmarks: np.ndarray | None) -> float:
+    """Laplacian variance of the lower face ÷ the upper face of one frame (NaN without a face).
+
+    A ratio within the frame, so the video's overall softness (its encoding, focus, size)
+    cancels; what is left is how much detail the lower face keeps next to the upper face."""
+    if landmarks is None:
+        return math.nan
+    import cv2
+
+    gray = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2GRAY)
+    lower, upper = face_halves(landmarks, gray.shape)
+    top = laplacian_variance(gray, upper)
+    if not math.isfinite(top) or top <= 1e-6:
+        return math.nan
+    return laplacian_variance(gray, lower) / top
+
+
+def sharpness_ratio(rendered: Iterable[float], footage: Iterable[float]) -> float:
+    """The rendered frames' median ``face_sharpness`` ÷ the footage's own: 1 when lip sync
+    keeps the lower face exactly as sharp, relative to the untouched upper face, as recorded;
+    under 1 when the pasted mouth is softer. Medians, so frames are compared as a whole (an
+    open mouth in one and a closed one in the other shows more or less teeth)."""
+    rendered = np.asarray(list(rendered), np.float64)
+    footage = np.asarray(list(footage), np.float64)
+    rendered, footage = rendered[np.isfinite(rendered)], footage[np.isfinite(footage)]
+    if rendered.size == 0 or footage.size == 0:
+        return math.nan
+    own = float(np.median(footage))
+    return float(np.median(rendered)) / own if own > 0 else math.nan

@@ -12,15 +12,21 @@ from .metrics import lip_indices
 CROP_PX = 128
 
 
+FACE_SPAN = 3.6  # lip widths: the lower face with the jaw line and what lies beyond it
+
+
 def mouth_crops(real: np.ndarray, rendered: np.ndarray, landmarks: np.ndarray | None, t: float,
-                 viseme: str) -> dict:
+                viseme: str, span: float = 1.9) -> dict:
+    """Square crops of the same place in both frames, ``span`` lip widths wide around the
+    lips (1.9: the mouth; ``FACE_SPAN``: the lower face down past the chin)."""
     import cv2
 
     h, w = real.shape[:2]
     if landmarks is not None:
         lips = np.asarray(landmarks)[lip_indices()]
         cx, cy = lips.mean(0)
-        side = max(24.0, 1.9 * float(np.ptp(lips[:, 0])))
+        side = max(24.0, span * float(np.ptp(lips[:, 0])))
+        cy += 0.12 * (side - 1.9 * float(np.ptp(lips[:, 0])))  # a wider crop reaches down to the chin
     else:
         cx, cy, side = w / 2, h * 0.7, min(w, h) / 3
     half = side / 2

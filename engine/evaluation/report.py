@@ -17,6 +17,8 @@ TARGETS = {
     "rest_in_pauses": (">=", 0.8),
     "opening_median_ratio": ("within", (0.75, 1.25)),
     "opening_p90_ratio": ("within", (0.75, 1.25)),
+    # the lower face as sharp, next to the untouched upper face, as in the footage itself
+    "sharpness_ratio": ("within", (0.85, 1.15)),
 }
 
 
@@ -117,15 +119,36 @@ def driven_summary_lines(result: dict) -> list[str]:
             shown += f" ({entry['lag']:+d})"
         return f"{shown} {({True: 'pass', False: 'MISS', None: '-'})[entry['pass']]}"
 
-    head = ["loudness r (lag)", "rest in pauses", "median ÷ own", "p90 ÷ own"]
+    head = ["loudness r (lag)", "rest in pauses", "median ÷ own", "p90 ÷ own", "sharpness ÷ own"]
     def row(label, frames="", speech="", pause="", cells=()):
-        return f"{label[:22]:22} {frames:>6} {speech:>6} {pause:>5}  " + "".join(f"{c:18}" for c in cells)
+        return (f"{label[:22]:22} {frames:>6} {speech:>6} {pause:>5}  " + "".join(f"{c:18}" for c in cells)).rstrip()
 
     lines.append(row("driven by", "frames", "speech", "pause", head))
-    lines.append(row("target", cells=[target_text(name) for name in DRIVEN_FIGURES]))
+    lines.append(row("target", cells=[target_text(name) for name in (*DRIVEN_FIGURES, "sharpness_ratio")]))
     for name, voice in result["driven"].items():
+        sharp = [cell(voice["sharpness_ratio"], "sharpness_ratio")] if "sharpness_ratio" in voice else []
         lines.append(row(name, voice["frames"], voice["speech_frames"], voice["pause_frames"],
-                         [cell(voice[f], f) for f in DRIVEN_FIGURES]))
+                         [cell(voice[f], f) for f in DRIVEN_FIGURES] + sharp))
         for key, label in DRIVEN_REFERENCES:
             lines.append(row(label, cells=[cell(voice[key][f], f) for f in DRIVEN_FIGURES]))
+    return lines
+
+
+def preparation_line(entry: dict) -> str:
+    """What the avatar's preparation decided about the footage's own sound, in one line."""
+    prep = entry.get("preparation") or {}
+    r = prep.get("own_speech_r")
+    line = (f"preparation: mouth timing {prep.get('mouth_timing', '?')}"
+            f" (footage sound vs mouth r = {'n/a' if r is None else f'{r:.2f}'})")
+    said = [w for w in prep.get("warnings") or [] if "speaker-independent" in w]
+    return line + (f"; the report says: \"{said[0]}\"" if said else "")
+
+
+def footage_audio_summary_lines(result: dict) -> list[str]:
+    """The driven tables again for the footage with its sound replaced (silence, music)."""
+    lines: list[str] = []
+    for kind, entry in (result.get("footage_audio") or {}).items():
+        lines.append(f"the same footage with its sound replaced by {kind}, driven by {len(entry['driven'])} voice(s):")
+        lines.append(preparation_line(entry))
+        lines.extend(driven_summary_lines(entry))
     return lines

@@ -13,7 +13,8 @@ Modules: ``library`` (the file and its landmark tables), ``mouth_model`` (measur
 predicted mouth state), ``atlas`` (the mouth crops' video stream), ``own_speech``,
 ``build`` (preparation), ``planner`` (unit selection), ``composite`` (mouth onto frame,
 lip-shape correction), ``synthesize`` (the frame stream), ``yuv`` (shared pixel helpers).
-The background frame order (loop modes, segments, disabled intervals) is ``engine.timeline``.
+The background frame order (loop modes, segments, disabled intervals) is ``engine.timeline``;
+it skips the footage frames whose own mouth cannot be replaced (``showable_frames``).
 """
 
 from .build import LibraryBuilder, build_library
@@ -21,7 +22,7 @@ from .library import LIBRARY_SUFFIX, Library, PreparationReport
 from .mouth_model import model_inputs, predict_state
 from .own_speech import OwnSpeech
 from .planner import SelectionWeights
-from .synthesize import RenderedFrame, synthesize_frames
+from .synthesize import RenderedFrame, showable_frames, synthesize_frames
 
 __all__ = [
     "LIBRARY_SUFFIX",
@@ -34,5 +35,6 @@ __all__ = [
     "build_library",
     "model_inputs",
     "predict_state",
+    "showable_frames",
     "synthesize_frames",
 ]

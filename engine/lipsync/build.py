@@ -430,6 +430,15 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
     visemes = np.full(n, -1, np.int8)
     model: dict[str, np.ndarray] = {}
     offset_ms = 0.0
+    own_speech_r = math.nan
+    if trajectory is not None:
+        offset_ms, own_speech_r = _av_offset(trajectory, state[first_unit:last_unit, 0],
+                                             usable[first_unit:last_unit], fps)
+        if not own_speech_r >= OWN_SPEECH_MIN_R:
+            # Music, a narrator, a room's noise: a sound that does not move with this mouth
+            # teaches nothing about when it opens. Nothing is learnt from it; renders use the
+            # speaker-independent mouth, calibrated on all of the footage's frames.
+            trajectory, offset_ms = None, 0.0
     if trajectory is not None:
         labels = list(trajectory.visemes[: last_unit - first_unit])
         for j, label in enumerate(labels):
@@ -440,7 +449,6 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
             if trajectory.voice_signature is not None:
                 # What the model heard: it is trusted only for voices that sound like this.
                 model["voice_signature"] = trajectory.voice_signature
-        offset_ms = _av_offset(trajectory, state[first_unit:last_unit, 0], usable[first_unit:last_unit], fps)
 
     usable_count = int(usable.sum())
     coverage = {name: int(((visemes == i) & usable).sum()) for i, name in enumerate(VISEME_ORDER)}
@@ -473,7 +481,13 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
     if closed_frames < max(6, 0.01 * usable_count):
         warnings.append("Few closed-mouth frames: include pauses and words with p, b and m (\"maybe\", \"happy\").")
     if trajectory is None:
-        warnings.append("The video has no speech we could hear: lip sync works best from footage of you speaking.")
+        heard = ("The video has no speech we could hear" if not math.isfinite(own_speech_r) else
+                 "The video's sound does not move with your mouth (music, or someone else speaking)")
+        warnings.append(
+            f"{heard}, so lip sync uses the speaker-independent mouth: it opens and closes with each voice's "
+            "own sounds and loudness, as wide as your mouth opens in this video. Footage of you speaking "
+            "makes it more like you."
+        )
     if head["yaw_range"] > 25 or head["pitch_range"] > 20 or head["shift_range"] > 1.0:
         warnings.append("Your head moves a lot in this video: keep it steadier for cleaner lip sync.")
 
@@ -503,12 +517,21 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
     report = PreparationReport(
         total_frames=n, usable_frames=usable_count, viseme_coverage=coverage, head_motion=head, warnings=warnings,
         open_frames=open_frames, closed_frames=closed_frames, av_offset_ms=offset_ms,
+        mouth_timing="own speech" if trajectory is not None else "speaker-independent",
+        own_speech_r=own_speech_r,
     )
     return library, report
 
 
-def _av_offset(trajectory, aperture: np.ndarray, usable: np.ndarray, fps: float) -> float:
-    """Milliseconds by which the footage's sound follows its mouth (best-correlating lag)."""
+# The footage's sound is its own speech when its loudness-shaped jaw and the measured mouth
+# opening correlate at least this well at their best lag (own speech: 0.4–0.8 on every clip we
+# have; silence, music or another voice over the same frames: under 0.2).
+OWN_SPEECH_MIN_R = 0.25
+
+
+def _av_offset(trajectory, aperture: np.ndarray, usable: np.ndarray, fps: float) -> tuple[float, float]:
+    """(milliseconds by which the footage's sound follows its mouth, the r at that lag): the
+    best-correlating lag of the sound's jaw and the mouth's opening (r NaN: too few frames)."""
     jaw = np.asarray(trajectory.jaw, np.float32)
     n = min(len(jaw), len(aperture))
     best, best_lag = -2.0, 0
@@ -524,4 +547,4 @@ def _av_offset(trajectory, aperture: np.ndarray, usable: np.ndarray, fps: float)
         r = float(np.corrcoef(x, y)[0, 1])
         if r > best:
             best, best_lag = r, lag
-    return 1000.0 * best_lag / fps
+    return 1000.0 * best_lag / fps, (best if best > -2.0 else math.nan)

@@ -10,6 +10,7 @@ planes: untouched pixels are copied.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -104,6 +105,7 @@ class MouthCompositor:
         self.colour: np.ndarray | None = None  # running (dY, dU, dV, gain)
         self.centre = 0.0
         self._frames_since_colour = 0
+        self.detail: float | None = None  # running gain of the pasted mouth's fine detail
         # half-resolution mask pixel → full-resolution crop pixel (pixel centres)
         self.half_to_crop = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
 
@@ -114,26 +116,22 @@ class MouthCompositor:
         jaw = len(K_JAW)
         # Keep the jaw's outer edge (and the wall behind it) from the background frame.
         poly[:jaw, 0] = centre_x + (poly[:jaw, 0] - centre_x) * 0.84
-        # Reach below the chin, so both chins (source and background) are covered.
-        chin = np.arange(jaw // 2 - 2, jaw // 2 + 3)
-        poly[chin, 1] += 0.09 * self.iod
+        # The chin's edge too: the feather below reaches out to it, never past it (the new
+        # mouth's chin is fitted onto this one, ``jaw_fit_field``), so the outline against the
+        # neck and collar stays the background's.
+        chin = np.arange(jaw // 2 - 3, jaw // 2 + 4)
+        poly[chin, 1] -= JAW_INSET * self.iod
         # Stay under the nose.
         poly[jaw:, 1] += 0.03 * self.iod
         return (poly - self.origin) * 0.5 - 0.25
 
     def masks(self, background: int, source: int) -> np.ndarray:
-        """The feathered mask at half the crop's resolution.
-
-        The region reaches down to the lower of the two chins (both are covered, so no double
-        chin) but sideways only as far as the narrower of the two faces: beyond a turned
-        face's cheek is the wall, which must come from the background frame."""
+        """The feathered mask at half the crop's resolution: the background's own lower face,
+        a little inside its jaw line. The chosen mouth's jaw is warped onto this jaw line
+        (``jaw_fit_field``), so nothing of it reaches past the background's outline: no
+        second chin, no cheek over the wall or the collar."""
         cv2 = self.cv2
-        bg, src = self._polygon(self.lib.points[background]), self._polygon(self.lib.points[source])
-        centre = 0.5 * (bg[:, 0].mean() + src[:, 0].mean())
-        left = bg[:, 0] < centre
-        poly = np.empty_like(bg)
-        poly[:, 0] = np.where(left, np.maximum(bg[:, 0], src[:, 0]), np.minimum(bg[:, 0], src[:, 0]))
-        poly[:, 1] = np.maximum(bg[:, 1], src[:, 1])
+        poly = self._polygon(self.lib.points[background])
         support = np.zeros((self.hh, self.hw), np.uint8)
         cv2.fillPoly(support, [np.round(poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=2)
         support = cv2.dilate(support, self.dilate)
@@ -178,6 +176,9 @@ class MouthCompositor:
             v_c = cv2.addWeighted(v_c, 1.0 - fade, fade_crop[2], fade, 0.0)
         if correction is not None:
             y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), correction)
+        fit = jaw_fit_field(lib.points[source], lib.points[background], self.origin, (self.cw, self.ch), self.iod)
+        if fit is not None:
+            y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), fit)
         mask = self.masks(background, source)
         x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
         if w == 0 or h == 0:
@@ -201,6 +202,9 @@ class MouthCompositor:
         shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
         m = (shift @ crop_to_frame)[:2].astype(np.float32)
         mc = chroma_matrix(m)
+        # Luma bicubic: a bilinear warp at a fractional shift averages neighbouring pixels,
+        # and the crop is resampled twice on its way (footage → atlas → frame): visibly
+        # softer than the untouched upper face. Chroma (half size, and soft) stays bilinear.
         flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
         planes = yuv_planes(frame)
         self._update_colour(lambda: self.ring(mask, background, source), (y_c, u_c, v_c), planes, half_to_frame)
@@ -208,23 +212,65 @@ class MouthCompositor:
 
         # the mask: half-resolution crop → chroma-sized ROI (one small warp), then ×2 for luma
         # (the half-resolution mask lies on the crop's chroma grid, so the chroma matrix fits)
-        a2 = cv2.warpAffine(mask, mc, (rw // 2, rh // 2), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        a2 = cv2.warpAffine(mask, mc, (rw // 2, rh // 2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         alpha = cv2.resize(a2, (rw, rh), interpolation=cv2.INTER_LINEAR)
         alpha[alpha < 0.01] = 0.0
         a2[a2 < 0.01] = 0.0
-        y_s = cv2.warpAffine(y_c, m, (rw, rh), flags=flags, borderMode=border)
+        y_s = cv2.warpAffine(y_c, m, (rw, rh), flags=cv2.INTER_CUBIC, borderMode=border)
         u_s = cv2.warpAffine(u_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
         v_s = cv2.warpAffine(v_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
 
         out = _copy_frame(frame)
         out_planes = yuv_planes(out)
-        # where alpha is 0 the background's sample comes back exactly
-        out_planes[0][y0:y1, x0:x1] = cv2.blendLinear(y_s, planes[0][y0:y1, x0:x1], alpha, 1.0 - alpha)
+        out_planes[0][y0:y1, x0:x1] = self._blend_luma(y_s, planes[0][y0:y1, x0:x1], alpha, m, background, source)
         beta2 = 1.0 - a2
         for k, plane_s in ((1, u_s), (2, v_s)):
             window = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
             out_planes[k][window] = cv2.blendLinear(plane_s, planes[k][window], a2, beta2)
         return out, (x0, y0, x1, y1), alpha
+
+    def _blend_luma(self, pasted: np.ndarray, under: np.ndarray, alpha: np.ndarray, to_roi: np.ndarray,
+                    background: int, source: int) -> np.ndarray:
+        """The pasted luma over the background's, in two bands, its fine detail matched.
+
+        *Two bands.* A feathered blend of two different faces averages their textures across
+        the feather — a band along the jaw and under the nose that is smoother than either
+        face. So only the coarse band (a ``BAND_SIGMA`` Gaussian: shading, colour) is
+        feathered; the fine band (the rest: pores, stubble, lip lines, teeth edges) switches
+        from one face to the other over a few pixels in the middle of the feather.
+
+        *Matched detail.* However carefully resampled, the pasted mouth has been through two
+        warps and the atlas's encoder and is softer than the face around it. Its fine band is
+        scaled by the ratio of the two fine bands' RMS on the face both show (inside the
+        mask, less the two mouth openings, whose teeth or darkness differ): never down, at
+        most ``DETAIL_MAX_GAIN``, smoothed over time like the colour so it does not flicker.
+
+        Where ``alpha`` is 0 the background's samples come back exactly."""
+        cv2 = self.cv2
+        pasted_f, under_f = pasted.astype(np.float32), under.astype(np.float32)
+        low_s = cv2.GaussianBlur(pasted_f, (0, 0), BAND_SIGMA)
+        low_b = cv2.GaussianBlur(under_f, (0, 0), BAND_SIGMA)
+        fine_s, fine_b = pasted_f - low_s, under_f - low_b
+
+        skin = (alpha > 0.6).astype(np.uint8)
+        mouths = np.zeros_like(skin)
+        for frame_index in (background, source):
+            opening = apply_transform(to_roi, self.lib.points[frame_index][K_INNER] - self.origin)
+            cv2.fillPoly(mouths, [np.round(opening * 4).astype(np.int32)], 1, shift=2)
+        keep = (skin & (1 - mouths)).astype(bool)
+        if keep.sum() >= 50:
+            own = float(np.sqrt(np.mean(fine_b[keep] ** 2)))
+            have = float(np.sqrt(np.mean(fine_s[keep] ** 2)))
+            gain = float(np.clip(own / max(have, 1e-3), 1.0, DETAIL_MAX_GAIN))
+            self.detail = gain if self.detail is None else (1 - self.EMA) * self.detail + self.EMA * gain
+        gain = 1.0 if self.detail is None else self.detail
+
+        switch = np.clip((alpha - 0.5) * DETAIL_SWITCH + 0.5, 0.0, 1.0)
+        # = alpha·low_s + (1 − alpha)·low_b + switch·gain·fine_s + (1 − switch)·fine_b
+        blended = under_f + alpha * (low_s - low_b) + switch * (gain * fine_s - fine_b)
+        out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        np.copyto(out, under, where=alpha <= 0.0)
+        return out
 
     def _corrected(self, y_c, u_c, v_c):
         """The crop with the running colour correction applied (a lookup table per plane)."""
@@ -278,13 +324,86 @@ class MouthCompositor:
 
 
 def _apply_correction(cv2, crop, correction):
-    """Remap the sub-rectangle of the crop that the lip correction moves."""
+    """Remap the sub-rectangle of the crop that a correction (lips, jaw fit) moves."""
     (x0, y0, x1, y1), map_x, map_y, hx, hy = correction
     y_c, u_c, v_c = (np.array(plane) for plane in crop)
-    y_c[y0:y1, x0:x1] = cv2.remap(y_c, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    y_c[y0:y1, x0:x1] = cv2.remap(y_c, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     u_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(u_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     v_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(v_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return y_c, u_c, v_c
+
+
+DETAIL_MAX_GAIN = 2.5  # the pasted mouth's fine detail is raised at most this much
+BAND_SIGMA = 2.0  # pixels: detail finer than this is not feathered but switched (``_blend_luma``)
+DETAIL_SWITCH = 4.0  # how much steeper than the feather the fine band's switch is
+JAW_INSET = 0.03  # inter-ocular units: the mask's edge inside the background's chin line
+JAW_FIT_SIGMA = 0.14  # inter-ocular units: how far from each landmark its displacement reaches
+
+
+def jaw_fit_field(source: np.ndarray, background: np.ndarray, crop_origin: np.ndarray, size: tuple[int, int],
+                  iod: float):
+    """Backward maps (as ``lip_correction_field``) that move the chosen mouth's jaw line onto
+    the background frame's, keeping its lips and the skin under its nose in place, or None
+    when the two jaws already agree to within a pixel.
+
+    Both frames are in canonical space, but the rigid alignment fits the eyes and nose: the
+    jaw of another frame lies elsewhere by the head's pitch, the chin's drop and the face's
+    turn. Pasted unfitted, its chin and cheek land beside the background's (a pale crescent
+    over the collar, a second chin outline). The displacement is interpolated smoothly
+    (Gaussian-weighted) between the jaw landmarks, which move by background − source, and
+    the outer lip contour and under-nose points, which stay."""
+    jaw_to = background[K_JAW] - crop_origin
+    jaw_from = source[K_JAW] - crop_origin
+    moves = jaw_to - jaw_from
+    if float(np.abs(moves).max()) < 1.0:
+        return None
+    still = np.concatenate([source[K_OUTER], source[K_UNDER_NOSE]]) - crop_origin
+    anchors = np.concatenate([jaw_to, still]).astype(np.float32)
+    values = np.concatenate([moves, np.zeros_like(still)]).astype(np.float32)
+    w, h = size
+    # over the rows and columns the jaw and lips span
+    x0 = max(0, int(math.floor(anchors[:, 0].min() - 0.1 * iod)) // 2 * 2)
+    x1 = min(w, int(math.ceil(anchors[:, 0].max() + 0.1 * iod)) // 2 * 2 + 2)
+    y0 = max(0, int(math.floor(still[:, 1].min())) // 2 * 2)
+    y1 = min(h, int(math.ceil(max(jaw_to[:, 1].max(), jaw_from[:, 1].max()) + 0.15 * iod)) // 2 * 2 + 2)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    # The field is smooth (it varies over ``JAW_FIT_SIGMA``): worked out on a coarse grid and
+    # resized up to the luma and chroma grids.
+    step = max(2.0, 0.05 * iod)
+    columns = max(2, int(math.ceil((x1 - x0) / step)) + 1)
+    rows = max(2, int(math.ceil((y1 - y0) / step)) + 1)
+    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, columns, dtype=np.float32),
+                         np.linspace(y0, y1 - 1, rows, dtype=np.float32))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    d2 = ((grid[:, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)
+    weights = np.exp(-d2 / np.float32(2.0 * (JAW_FIT_SIGMA * iod) ** 2))
+    # a floor on the total weight: far from every landmark the displacement fades to nothing
+    shift = (weights @ values) / (weights.sum(axis=1, keepdims=True) + 0.05)
+    shift_x = shift[:, 0].reshape(rows, columns).astype(np.float32)
+    shift_y = shift[:, 1].reshape(rows, columns).astype(np.float32)
+    import cv2
+
+    full = (x1 - x0, y1 - y0)
+    half = ((x1 - x0) // 2, (y1 - y0) // 2)
+    xs, ys = _pixel_grid(w, h)
+    map_x = xs[y0:y1, x0:x1] - cv2.resize(shift_x, full, interpolation=cv2.INTER_LINEAR)
+    map_y = ys[y0:y1, x0:x1] - cv2.resize(shift_y, full, interpolation=cv2.INTER_LINEAR)
+    # chroma sample (i, j) sits at luma (2i + 0.5, 2j + 0.5)
+    hx, hy = _pixel_grid(w // 2, h // 2)
+    window = (slice(y0 // 2, y0 // 2 + half[1]), slice(x0 // 2, x0 // 2 + half[0]))
+    chroma_x = hx[window] - 0.5 * cv2.resize(shift_x, half, interpolation=cv2.INTER_LINEAR)
+    chroma_y = hy[window] - 0.5 * cv2.resize(shift_y, half, interpolation=cv2.INTER_LINEAR)
+    return (x0, y0, x1, y1), map_x, map_y, chroma_x, chroma_y
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's x and y (float32, height × width): a crop's, made once per size."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    xs.setflags(write=False)
+    ys.setflags(write=False)
+    return xs, ys
 
 
 CORRECTION = 0.8  # share of the gap between the chosen mouth and the target that is warped away

@@ -14,6 +14,7 @@ NumPy arrays; the mouth crops themselves live in it as one small H.264 stream (t
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -88,9 +89,15 @@ class PreparationReport:
     closed_frames: int = 0
     av_offset_ms: float = 0.0  # how far the footage's sound lags its mouth (+: sound later)
     seconds: float = 0.0  # wall time the preparation took
+    # "own speech": the footage's sound moves with its mouth, and renders of voices like it use
+    # the model learnt from it; "speaker-independent": it has no such sound (silence, music),
+    # and every voice is lip-synced by the speaker-independent mouth alone.
+    mouth_timing: str = "own speech"
+    own_speech_r: float = float("nan")  # how well the footage's sound and mouth move together
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["own_speech_r"] = round(float(self.own_speech_r), 3) if math.isfinite(self.own_speech_r) else None
         data["head_motion"] = {k: round(float(v), 2) for k, v in self.head_motion.items()}
         data["av_offset_ms"] = round(float(self.av_offset_ms), 1)
         data["seconds"] = round(float(self.seconds), 2)
@@ -159,6 +166,17 @@ class Library:
             atlas=arrays["atlas"].tobytes(),
             model=model,
         )
+
+    @staticmethod
+    def load_shown(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+        """(``ok`` per frame, fps) without reading the rest (the render's frame order needs
+        only these, before lip sync loads the whole library)."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                return data["ok"].astype(bool), float(meta["fps"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise EngineError("The avatar's mouth library is missing or damaged; prepare the avatar again.") from exc
 
     def save(self, path: Path) -> None:
         arrays = {

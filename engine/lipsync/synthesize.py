@@ -81,6 +81,34 @@ class RenderedFrame:
         return f"RenderedFrame(index={self.index}, source_index={self.source_index}, touched={self.touched})"
 
 
+def showable_frames(library: Path | Library, disable_intervals: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """Per footage frame: may a render show it? Yes where the library can put a new mouth on
+    it (``Library.ok``: a face tracked, frontal enough, the mouth not covered) and inside the
+    creator's untouched intervals (there the footage's own mouth is what they asked for). The
+    rest would show the footage's mouth moving to other words: ``timeline`` skips them."""
+    if isinstance(library, Library):
+        ok, fps = library.ok, library.fps
+    else:
+        ok, fps = Library.load_shown(library)
+    disabled = disabled_frames(check_disable_intervals(disable_intervals), fps)
+    shown = np.asarray(ok, bool).copy()
+    if disable_intervals:
+        shown |= np.array([disabled(i) for i in range(len(shown))], bool)
+    return shown
+
+
+def _nearest_showable(shown: np.ndarray) -> np.ndarray:
+    """For each footage frame, the nearest frame that may be shown (itself when it may)."""
+    n = len(shown)
+    good = np.flatnonzero(shown)
+    if len(good) == 0:
+        return np.arange(n)
+    position = np.searchsorted(good, np.arange(n)).clip(0, len(good) - 1)
+    before = good[np.maximum(position - 1, 0)]
+    after = good[position]
+    return np.where(np.abs(before - np.arange(n)) <= np.abs(after - np.arange(n)), before, after)
+
+
 def synthesize_frames(
     *,
     media: Path,
@@ -98,9 +126,12 @@ def synthesize_frames(
     ``timeline.background_indices``); ``trajectory`` (``visemes.Trajectory`` at the output frame
     rate) drives the mouth. ``disable_intervals`` are [start, end] seconds *of the footage*
     (Tencent's DisableIntervals: "lip sync is not applied to the original video from 1 s to
-    2 s"): background frames inside them, and frames where the library found no usable face,
-    are yielded exactly as decoded. Memory stays bounded: frames are decoded as needed and
-    mouth crops come from the library's small atlas stream.
+    2 s"): background frames inside them are yielded exactly as decoded. A background frame
+    the library cannot put a mouth on (no face tracked, turned away, mouth covered) is never
+    shown with its own mouth: the nearest frame that can take one is drawn on instead (the
+    pipeline's background order skips such frames already: ``showable_frames``). Memory stays
+    bounded: frames are decoded as needed and mouth crops come from the library's small atlas
+    stream.
     """
     lib = Library.load(library)
     intervals = check_disable_intervals(disable_intervals)
@@ -120,6 +151,8 @@ def synthesize_frames(
                     "The mouth library doesn't belong to this footage; prepare the avatar again."
                 )
             disabled = disabled_frames(intervals, reader.fps)
+            stand_in = _nearest_showable(showable_frames(lib, intervals))
+            backgrounds = [int(stand_in[min(max(b, 0), lib.frame_count - 1)]) for b in backgrounds]
             predicted = predict_state(lib, trajectory)
             if len(predicted) < len(backgrounds):
                 missing = len(backgrounds) - len(predicted)

@@ -28,7 +28,8 @@ def warp_planes(planes, matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.n
     import cv2
 
     w, h = size
-    y = cv2.warpAffine(planes[0], matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # bicubic: the crop is resampled again when it is pasted, and two bilinear passes blur
+    y = cv2.warpAffine(planes[0], matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     half = chroma_matrix(matrix)
     u = cv2.warpAffine(planes[1], half, (w // 2, h // 2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     v = cv2.warpAffine(planes[2], half, (w // 2, h // 2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

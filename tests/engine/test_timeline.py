@@ -9,7 +9,7 @@ import pytest
 from engine import media, timeline
 from engine.errors import InputRejected
 from engine.pipeline import RenderRequest, render
-from engine.timeline import background_indices, check_render_options, frame_index_sequence
+from engine.timeline import background_indices, check_render_options, frame_index_sequence, resampled_sequence
 from tests import mediagen
 
 
@@ -80,6 +80,27 @@ def test_custom_segment_plays_back_and_forth_inside_it():
     assert order == [10, 11, 12, 13, 14, 13, 12, 11, 10, 11, 12, 13]
     forward = list(background_indices(100, 7, loop_mode="forward", fps=10, start=1.0, end=1.5))
     assert forward == [10, 11, 12, 13, 14, 10, 11]
+
+
+def test_frames_that_may_not_be_shown_are_left_out_of_every_loop_mode():
+    # frames 3 and 4 would show the footage's own mouth (covered, turned away): never shown
+    shown = [True, True, True, False, False, True, True, True]
+    reverse = list(background_indices(8, 14, loop_mode="reverse", fps=25, shown=shown))
+    assert reverse == [0, 1, 2, 5, 6, 7, 6, 5, 2, 1, 0, 1, 2, 5]
+    assert list(background_indices(8, 8, loop_mode="forward", fps=25, shown=shown)) == [0, 1, 2, 5, 6, 7, 0, 1]
+    circle = list(background_indices(8, 9, loop_mode="circle", fps=25, shown=shown))
+    assert circle == [0, 1, 2, 5, 6, 5, 2, 1, 0]
+    # … inside a custom segment too (10 fps: 0.2–0.8 s is frames 2..7)
+    assert list(background_indices(8, 6, loop_mode="custom", fps=10, start=0.2, end=0.8, shown=shown)) == [
+        2, 5, 6, 7, 6, 5]
+    # at another output rate, the order resampled is the same order
+    assert list(resampled_sequence(8, 8, "reverse", 25, 50, shown=shown)) == [0, 0, 1, 1, 2, 2, 5, 5]
+
+
+def test_a_segment_with_no_frame_that_may_be_shown_plays_whole():
+    shown = [True] * 10 + [False] * 10
+    assert list(background_indices(20, 4, loop_mode="forward", fps=10, start=1.0, end=1.5, shown=shown)) == [
+        10, 11, 12, 13]
 
 
 def test_unknown_loop_mode_is_refused():

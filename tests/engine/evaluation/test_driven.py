@@ -156,8 +156,10 @@ def recorded(monkeypatch, tmp_path):
         return {"library_frames": 1, "held_out_frames": 1, "fps": 25.0, "figures": {},
                 "files": {"json": "eval.json"}}
 
-    def evaluate_driven(video, voices, *, out, into, progress):
+    def evaluate_driven(video, voices, *, out, into, progress, footage_audio):
         calls.append(("driven", [v.name for v in voices], into is not None))
+        if list(footage_audio) != ["own"]:
+            calls.append(("footage_audio", list(footage_audio)))
         return {**(into or {}), "driven": {}, "files": {"json": "eval.json"}}
 
     monkeypatch.setattr(ev, "evaluate", evaluate)
@@ -194,6 +196,14 @@ def test_eval_with_split_and_drive_runs_both_into_one_result(recorded, capsys):
     assert calls == [("split", 12.0), ("driven", ["espeak_fr"], True)]
     printed = capsys.readouterr().out
     assert "driven table" in printed and "self-reenactment table" in printed
+
+
+def test_eval_with_footage_audio_drives_the_footage_with_its_sound_replaced_too(recorded, capsys):
+    calls, video = recorded
+    args = ["eval", "--video", str(video), "--drive-text", "espeak:fr:Bonjour.", "--footage-audio", "silence",
+            "--footage-audio", "music", "-o", str(video.parent / "e")]
+    assert main(args) == 0
+    assert calls == [("driven", ["espeak_fr"], False), ("footage_audio", ["own", "silence", "music"])]
 
 
 def test_eval_refuses_a_malformed_driving_script(tmp_path, capsys):

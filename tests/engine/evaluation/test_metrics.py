@@ -129,3 +129,33 @@ def test_selection_oracles_find_a_library_frame_that_is_the_held_out_one():
     assert oracles["state_and_pose"]["lip_distance_ratio"] == pytest.approx(0.0, abs=1e-6)
     assert oracles["state_and_pose"]["aperture_r"] == pytest.approx(1.0)
     assert ev.selection_oracles(real_all[:10], 10, canonical, ev.lip_indices(), static_mean=1.0) == {}
+
+
+def test_sharpness_ratio_is_1_for_the_footage_itself_and_drops_when_the_lower_face_is_blurred():
+    import cv2
+    from skimage import data
+
+    from engine.evaluation.metrics import face_halves, face_sharpness, sharpness_ratio
+
+    rgb = np.ascontiguousarray(data.astronaut())
+    with face.FaceTracker() as tracker:
+        landmarks = tracker.track(rgb)
+    assert landmarks is not None
+    lower, upper = face_halves(landmarks, rgb.shape)
+    assert lower.sum() > 1000 and upper.sum() > 1000
+    assert (lower & upper).sum() < 0.05 * lower.sum()  # they meet under the nose
+    own = face_sharpness(rgb, landmarks)
+    assert 0.05 < own < 20
+
+    def lower_face(image):
+        out = rgb.copy()
+        out[lower] = image[lower]
+        return out
+
+    blurred_all = cv2.GaussianBlur(rgb, (0, 0), 1.2)
+    soft = face_sharpness(lower_face(blurred_all), landmarks)
+    assert sharpness_ratio([own, own], [own, own]) == pytest.approx(1.0)
+    assert sharpness_ratio([soft], [own]) < 0.6
+    # the lower face as soft as a frame blurred all over is as sharp as the rest of that frame
+    assert sharpness_ratio([face_sharpness(blurred_all, landmarks)], [own]) > 0.6
+    assert math.isnan(face_sharpness(rgb, None)) and math.isnan(sharpness_ratio([math.nan], [own]))

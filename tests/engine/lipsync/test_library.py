@@ -68,3 +68,23 @@ def test_the_target_stays_the_same_person_with_two_faces(root):
     lib = Library.load(root / "two.npz")
     centre_x = [invert_transform(t)[0, 2] for t in lib.transform]
     assert min(centre_x) > width / 2
+
+
+def test_footage_whose_sound_is_music_is_lip_synced_by_the_speaker_independent_mouth(root, speaking, library):
+    from engine.evaluation.driven import footage_with_sound
+
+    _, own = library
+    # her painted mouth moves with the footage's own speech: it is learnt from
+    assert own.mouth_timing == "own speech" and own.own_speech_r >= 0.5
+    assert not any("speaker-independent" in w for w in own.warnings)
+    assert "weights" in Library.load(library[0]).model
+
+    music = footage_with_sound(speaking, root / "speaking-music.mp4", "music")
+    path = root / "speaking-music.npz"
+    report = build_library(music, path)
+    assert report.mouth_timing == "speaker-independent" and report.own_speech_r < 0.25
+    assert any(w.startswith("The video's sound does not move with your mouth (music, or someone else speaking), "
+                            "so lip sync uses the speaker-independent mouth") for w in report.warnings)
+    assert report.to_dict()["mouth_timing"] == "speaker-independent"
+    lib = Library.load(path)
+    assert "weights" not in lib.model and (lib.visemes == -1).all()
