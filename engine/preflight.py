@@ -235,6 +235,20 @@ def _check_photo(path: Path, report: PreflightReport, *, probe_timeout: float) -
     faces = detect_faces(rgb)
     report.faces = [{"time": None, **f.to_dict()} for f in faces]
     _judge_faces(report, [faces], info.width)
+    if not report.problems:
+        _check_photo_animates(rgb, report)
+
+
+def _check_photo_animates(rgb, report: PreflightReport) -> None:
+    """What the talking-photo method itself cannot animate (a profile, a covered mouth), as
+    it measures the photo at render time: refused now, with its sentence."""
+    from .photo import check_photo
+    from .pipeline import MAX_PREPARED_LONG_SIDE, _fit_photo
+
+    try:
+        check_photo(_fit_photo(rgb, MAX_PREPARED_LONG_SIDE))
+    except InputRejected as problem:
+        report.add(problem.code or "photo_cannot_animate", str(problem))
 
 
 def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:

@@ -147,6 +147,34 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     page.wait_for_function("() => document.querySelector('video.player').textTracks[0]?.cues?.length > 0")
     first_cue = page.evaluate("document.querySelector('video.player').textTracks[0].cues[0].text")
     assert first_cue.replace("\n", " ") in SCRIPT, first_cue
+    # The photo talks: the lower face differs between moments of speech (a still photo: not at all).
+    changes = page.evaluate(
+        """async () => {
+            const video = document.querySelector('video.player');
+            const canvas = document.createElement('canvas');
+            canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+            const context = canvas.getContext('2d', {willReadFrequently: true});
+            const grab = async (t) => {
+                video.currentTime = t;
+                await new Promise((done) => video.addEventListener('seeked', done, {once: true}));
+                context.drawImage(video, 0, 0);
+                // the middle of the frame's lower half: where a centred portrait's mouth is
+                return context.getImageData(canvas.width * 0.3, canvas.height * 0.35,
+                                            canvas.width * 0.4, canvas.height * 0.3).data;
+            };
+            video.pause();
+            const frames = [];
+            for (const t of [0.6, 0.9, 1.2, 1.5, 1.8]) frames.push(await grab(t));
+            const differences = [];
+            for (let i = 1; i < frames.length; i++) {
+                let total = 0;
+                for (let j = 0; j < frames[i].length; j += 4) total += Math.abs(frames[i][j] - frames[0][j]);
+                differences.push(total / (frames[i].length / 4));
+            }
+            return differences;
+        }"""
+    )
+    assert max(changes) > 1.0, changes
     download = page.get_by_role("link", name="Download MP4")
     expect(download).to_be_visible()
     saved = page.request.get(live_server.url + download.get_attribute("href"))

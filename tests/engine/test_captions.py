@@ -254,9 +254,11 @@ def test_a_script_render_writes_captions_beside_the_video(tmp_path, photo_avatar
     assert webvtt.read(str(result.vtt_path)).captions[-1].text == cues[-1].content
 
 
-def test_a_voice_track_render_has_no_captions_yet(tmp_path, photo_avatar):
+def test_a_voice_track_in_another_language_without_its_transcript_has_no_captions(tmp_path, photo_avatar):
+    # English is transcribed by machine; other languages need the creator's words
+    # (tests/engine/test_voice_track_captions.py).
     audio = mediagen.make_audio(tmp_path / "voice.wav", seconds=1.5)
-    result = pipeline.render(photo_request(photo_avatar, tmp_path, audio=audio))
+    result = pipeline.render(photo_request(photo_avatar, tmp_path, audio=audio, voice="de"))
     assert (result.srt_path, result.vtt_path) == (None, None)
     assert not list(tmp_path.glob("talk.*t"))
 

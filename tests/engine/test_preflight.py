@@ -196,3 +196,21 @@ def test_refuses_an_unreadable_video_with_a_sentence(root, video):
     report = check_avatar_source(broken)
     assert [p.code for p in report.problems] == ["unreadable"]
     assert _messages(report)[0].startswith("We couldn't read an MP4 video")
+
+
+def test_refuses_a_photo_whose_mouth_is_covered(root):
+    import cv2
+
+    from engine.face import LIP_OUTER
+    from engine.photo import check_photo
+
+    rgb = np.ascontiguousarray(data.astronaut())
+    lips = check_photo(rgb)[LIP_OUTER, :2]
+    centre, size = lips.mean(axis=0), np.ptp(lips, axis=0)
+    cv2.ellipse(rgb, tuple(int(v) for v in centre), (int(size[0] * 0.75), int(size[1] * 1.1)), 0, 0, 360,
+                (200, 160, 130), -1)
+    path = root / "covered.png"
+    Image.fromarray(rgb).save(path)
+    report = check_avatar_source(path)
+    assert [p.code for p in report.problems] == ["photo_mouth_covered"]
+    assert "covers the mouth" in _messages(report)[0]
