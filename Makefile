@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-fast bench eval align-eval load install install-dev browser fonts clean
+.PHONY: run test test-fast bench eval eval-photo align-eval load install install-dev browser fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,14 @@ eval: install
 	  --drive-text "espeak:cmn:大家晚上好。今天晚上，我想谈谈我们面前的工作，还有将要完成这项工作的人们。" \
 	  --footage-audio silence --footage-audio music \
 	  -o var/eval/obama --report docs/eval.md
+	$(BIN)/python -m engine eval-sheet var/eval/obama -o docs/eval_languages.png
+
+# Talking photos: frame 0 of the real clip driven by its own sound (against the real frames),
+# and two more portraits driven by recorded voices; writes docs/photo_eval.md.
+eval-photo: install
+	$(BIN)/python -m engine eval --photo --video $(SHARED_MEDIA)/obama_address_30s.mov \
+	  --drive $(SHARED_MEDIA)/speech_en.wav --drive $(SHARED_MEDIA)/jfk_inaugural_11s.wav \
+	  -o var/eval/photo --report docs/photo_eval.md
 
 # Transcript alignment on the recorded sentences with known word timings (speech_*.wav).
 align-eval: install

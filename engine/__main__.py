@@ -607,6 +607,21 @@ def _add_align_eval(commands) -> None:
     parser.set_defaults(handler=_align_eval)
 
 
+def _eval_sheet(args: argparse.Namespace) -> int:
+    from .evaluation.plots import language_sheet
+
+    names = language_sheet(Path(args.folder) / "driven", args.output)
+    print(f"{args.output}: {', '.join(names)}")
+    return EXIT_OK
+
+
+def _add_eval_sheet(commands) -> None:
+    parser = commands.add_parser("eval-sheet", help="one contact sheet of every driving voice of an eval run")
+    parser.add_argument("folder", type=Path, help="the eval's output folder (with driven/NAME/face_sheet.png)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+    parser.set_defaults(handler=_eval_sheet)
+
+
 # ----------------------------------------------------------------------------- bench
 
 
@@ -637,7 +652,7 @@ def _add_bench(commands) -> None:
 
 COMMANDS: list[Callable] = [
     _add_speak, _add_voices, _add_visemes, _add_prepare, _add_render, _add_eval, _add_bench,
-    _add_align_eval,
+    _add_align_eval, _add_eval_sheet,
 ]
 
 

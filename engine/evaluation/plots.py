@@ -98,3 +98,31 @@ def aperture_plot(path, *, fps, start, real, rendered, loudness_baseline, static
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def language_sheet(driven_folder, output, *, width: int = 1600) -> list[str]:
+    """One picture of every driving voice's lower-face sheet (``driven/NAME/face_sheet.png``),
+    stacked under its name, so a page can show a contact sheet per language; the names, in
+    order."""
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    sheets = sorted(p for p in Path(driven_folder).glob("*/face_sheet.png"))
+    if not sheets:
+        raise FileNotFoundError(f"no driven/NAME/face_sheet.png under {driven_folder}: run engine eval first")
+    font = ImageFont.truetype("DejaVuSans-Bold.ttf", 22)
+    rows = []
+    for path in sheets:
+        sheet = Image.open(path).convert("RGB")
+        sheet = sheet.resize((width, round(sheet.height * width / sheet.width)), Image.LANCZOS)
+        label = Image.new("RGB", (width, 36), "white")
+        ImageDraw.Draw(label).text((8, 6), path.parent.name, fill="black", font=font)
+        rows += [label, sheet]
+    out = Image.new("RGB", (width, sum(r.height for r in rows)), "white")
+    y = 0
+    for row in rows:
+        out.paste(row, (0, y))
+        y += row.height
+    out.save(output, optimize=True)
+    return [p.parent.name for p in sheets]
