@@ -424,11 +424,10 @@ def _render_create(request: HttpRequest, payload: RenderIn) -> Render:
             if audio is not None:
                 rechecks["audio"] = lambda: speech.check_audio_driver(audio.temporary_file_path())
             raise _form_error(form, rechecks)
-        data = form.cleaned_data
         # One transaction: the render is queued (on commit) only once its callback is saved too.
         with transaction.atomic():
             render = _render_create_with(
-                data, form, team=team, user=key.created_by, preview=payload.preview, callback=callback
+                form, team=team, user=key.created_by, preview=payload.preview, callback=callback
             )
     return render
 
@@ -446,37 +445,8 @@ def _provider_fields(payload: RenderIn) -> dict:
     return fields
 
 
-def _render_create_with(data: dict, form: RenderForm, *, team, user, preview: bool, callback: str | None) -> Render:
-    render = render_services.render_create(
-        team=team,
-        user=user,
-        avatar=data["avatar"],
-        title=data["title"],
-        driver=data["driver"],
-        script=data.get("script", ""),
-        voice=data.get("voice", ""),
-        speed=data["speed"],
-        volume=data["volume"],
-        audio=data.get("audio"),
-        voice_track=form.voice_track,
-        loop_mode=data["loop_mode"],
-        segment_start=data.get("segment_start"),
-        segment_end=data.get("segment_end"),
-        disable_intervals=data.get("disable_intervals"),
-        transcript=data.get("transcript", ""),
-        language=data.get("language", ""),
-        burn_captions=data["burn_captions"],
-        caption_position=data["caption_position"],
-        caption_size=data["caption_size"],
-        caption_look=data["caption_look"],
-        resolution=data.get("resolution"),
-        aspect=data["aspect"],
-        upscale=data["upscale"],
-        fps=data.get("fps"),
-        quality=data["quality"],
-        preview=preview,
-        provider=form.provider_choice,
-    )
+def _render_create_with(form: RenderForm, *, team, user, preview: bool, callback: str | None) -> Render:
+    render = render_services.render_create(team=team, user=user, preview=preview, **form.render_arguments())
     if callback is not None:
         remote.callback_register(render=render, url=callback)
     return render

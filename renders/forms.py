@@ -246,6 +246,22 @@ class RenderForm(forms.Form):
         except InputRejected as problem:
             self.add_error(problem.field if problem.field in self.fields else None, str(problem))
 
+    def render_arguments(self) -> dict:
+        """What ``services.render_create`` takes from a valid form (the page and the API)."""
+        data = self.cleaned_data
+        return {
+            "avatar": data["avatar"], "title": data["title"], "driver": data["driver"],
+            "script": data.get("script", ""), "voice": data.get("voice", ""), "speed": data["speed"],
+            "volume": data["volume"], "audio": data.get("audio"), "voice_track": self.voice_track,
+            "loop_mode": data["loop_mode"], "segment_start": data.get("segment_start"),
+            "segment_end": data.get("segment_end"), "disable_intervals": data.get("disable_intervals"),
+            "transcript": data.get("transcript", ""), "language": data.get("language", ""),
+            "burn_captions": data["burn_captions"], "caption_position": data["caption_position"],
+            "caption_size": data["caption_size"], "caption_look": data["caption_look"],
+            "resolution": data.get("resolution"), "aspect": data["aspect"], "upscale": data["upscale"],
+            "fps": data.get("fps"), "quality": data["quality"], "provider": self.provider_choice,
+        }
+
     def provider_fieldsets(self) -> list[tuple[str, list]]:
         """(provider, bound fields) for each provider the team has an account with."""
         return [(provider, [self[name] for name in names]) for provider, names in self.provider_fields.items()]

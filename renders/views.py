@@ -44,36 +44,8 @@ def render_create(request: HttpRequest) -> HttpResponse:
         oversize_field=getattr(request, "oversize_upload", None),
     )
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         new = services.render_create(
-            team=request.team,
-            user=request.user,
-            avatar=data["avatar"],
-            title=data["title"],
-            driver=data["driver"],
-            script=data.get("script", ""),
-            voice=data.get("voice", ""),
-            speed=data["speed"],
-            volume=data["volume"],
-            audio=data.get("audio"),
-            voice_track=form.voice_track,
-            loop_mode=data["loop_mode"],
-            segment_start=data.get("segment_start"),
-            segment_end=data.get("segment_end"),
-            disable_intervals=data.get("disable_intervals"),
-            transcript=data.get("transcript", ""),
-            language=data.get("language", ""),
-            burn_captions=data["burn_captions"],
-            caption_position=data["caption_position"],
-            caption_size=data["caption_size"],
-            caption_look=data["caption_look"],
-            resolution=data.get("resolution"),
-            aspect=data["aspect"],
-            upscale=data["upscale"],
-            fps=data.get("fps"),
-            quality=data["quality"],
-            preview="preview" in request.POST,
-            provider=form.provider_choice,
+            team=request.team, user=request.user, preview="preview" in request.POST, **form.render_arguments()
         )
         return redirect("renders:detail", render_id=new.pk)
     status = 400 if request.method == "POST" else 200
