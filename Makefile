@@ -68,7 +68,7 @@ eval: install
 	  --drive-text "espeak:cmn:大家晚上好。今天晚上，我想谈谈我们面前的工作，还有将要完成这项工作的人们。" \
 	  --footage-audio silence --footage-audio music \
 	  -o var/eval/obama --report docs/eval.md
-	$(BIN)/python -m engine eval-sheet var/eval/obama -o docs/eval_languages.png
+	$(BIN)/python -m engine eval-sheet var/eval/obama -o docs/eval_languages.jpg
 
 # Talking photos: frame 0 of the real clip driven by its own sound (against the real frames),
 # and two more portraits driven by recorded voices; writes docs/photo_eval.md.

@@ -100,10 +100,11 @@ def aperture_plot(path, *, fps, start, real, rendered, loudness_baseline, static
     plt.close(fig)
 
 
-def language_sheet(driven_folder, output, *, width: int = 1600) -> list[str]:
+def language_sheet(driven_folder, output, *, width: int = 1200, seconds_rows: int = 2) -> list[str]:
     """One picture of every driving voice's lower-face sheet (``driven/NAME/face_sheet.png``),
-    stacked under its name, so a page can show a contact sheet per language; the names, in
-    order."""
+    each cut to its first ``seconds_rows`` rows of cells (the first 8 s at 2 rows), stacked
+    under its name, so a page can show a contact sheet per language; the names, in order.
+    A ``.jpg`` output keeps the picture small enough for a repository."""
     from pathlib import Path
 
     from PIL import Image, ImageDraw, ImageFont
@@ -116,6 +117,10 @@ def language_sheet(driven_folder, output, *, width: int = 1600) -> list[str]:
     for path in sheets:
         sheet = Image.open(path).convert("RGB")
         sheet = sheet.resize((width, round(sheet.height * width / sheet.width)), Image.LANCZOS)
+        # the sheet's caption line, then pairs of cell rows (footage over rendered), each
+        # pair as tall as the sheet's cells are wide ×2 plus a label line: 8 cells a row
+        pair = round(width / 8 * 2 + width / 8 * 0.1)
+        sheet = sheet.crop((0, 0, width, min(sheet.height, round(width * 0.022) + seconds_rows * pair)))
         label = Image.new("RGB", (width, 36), "white")
         ImageDraw.Draw(label).text((8, 6), path.parent.name, fill="black", font=font)
         rows += [label, sheet]
@@ -124,5 +129,5 @@ def language_sheet(driven_folder, output, *, width: int = 1600) -> list[str]:
     for row in rows:
         out.paste(row, (0, y))
         y += row.height
-    out.save(output, optimize=True)
+    out.save(output, optimize=True, quality=82)
     return [p.parent.name for p in sheets]
