@@ -13,7 +13,7 @@ so interpreter start-up and imports are not counted — a worker has them loaded
   mouth library, poster); figure = wall ÷ source duration (target ≤ 0.3); also the time
   until the 3-second preview exists (target ≤ 5 s).
 - **re-encode**: the plain decode + re-encode of the same frames (the render's background
-  index sequence, through the same ``VideoReader`` → ``VideoWriter`` at the same crf and
+  index sequence, through the same ``VideoReader`` → ``VideoWriter`` at the render's crf (17) and
   preset, with the same audio).
 - **render**: ``pipeline.render`` of the prepared avatar speaking the voice track; figures =
   wall ÷ output duration (target ≤ 0.5) and wall ÷ re-encode wall (target ≤ 1.5).
@@ -196,7 +196,7 @@ def _background_sequence(n_source: int, n_out: int, fps: float):
 
 def _phase_reencode(params: dict) -> dict:
     """Plain decode + re-encode of the render's frames: same reader, writer, settings, audio."""
-    from . import media, speech
+    from . import media, output, speech
 
     started = time.perf_counter()
     rate = 48000  # what pipeline.render loads a voice track at
@@ -204,13 +204,15 @@ def _phase_reencode(params: dict) -> dict:
     with media.VideoReader(params["media"]) as reader:
         n_out = max(1, int(round(len(samples) / rate * reader.fps)))
         indices = _background_sequence(reader.frame_count, n_out, reader.fps)
+        # the quality a render encodes at by default (output.encoder_settings), so the two compare
+        encoder = output.encoder_settings(output.OutputFormat())
         with media.VideoWriter(params["out"], width=reader.width, height=reader.height, fps=reader.rate,
-                               audio=samples, sample_rate=rate) as writer:
+                               audio=samples, sample_rate=rate, **encoder) as writer:
             for frame in reader.frames(indices):
                 writer.write(frame)
     wall = time.perf_counter() - started
     return {"wall_s": wall, "frames": n_out, "duration": n_out / reader.fps,
-            "crf": media.DEFAULT_CRF, "preset": media.DEFAULT_PRESET}
+            "crf": encoder.get("crf"), "preset": media.DEFAULT_PRESET}
 
 
 def _phase_render(params: dict) -> dict:

@@ -71,7 +71,8 @@ def test_the_detector_sees_what_espeak_does_with_a_kanji():
 def test_han_characters_sound_like_their_reading(voice, written, phonetic):
     with_han, spelt = speech.synthesize(written, voice=voice), speech.synthesize(phonetic, voice=voice)
     assert [p.phoneme for p in with_han.phonemes] == [p.phoneme for p in spelt.phonemes]
-    assert with_han.duration == pytest.approx(spelt.duration, abs=0.01)
+    # within a frame or so: after other voices have spoken, espeak can end a clause ~10 ms apart
+    assert with_han.duration == pytest.approx(spelt.duration, abs=0.025)
     # the words are the script's own, for the captions
     assert all(word.text in written for word in with_han.words)
     assert any(word.text.startswith(("今日は", "公園")) for word in with_han.words)
