@@ -338,6 +338,20 @@ class _Speech:
     caption_text: str | None  # what the captions show, timed by ``words``
     captions_source: str | None
     warnings: list[str]
+    # Machine transcription still running beside the frames (captions files only need the
+    # words at the end); ``settle`` collects them.
+    pending: object | None = None
+
+    def settle(self) -> None:
+        if self.pending is not None:
+            self.words = self.pending.result() or None
+            self.captions_source = "machine" if self.words else None
+            self.pending = None
+
+    def abandon(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
 
 
 def _speech_track(req: RenderRequest, progress: ProgressFn | None, trajectory_fps: float | None = None) -> _Speech:
@@ -429,7 +443,11 @@ def _voice_track_speech(req, samples, rate, progress, trajectory_fps) -> _Speech
             trajectory = visemes.trajectory_from_audio(samples, rate, fps=trajectory_fps)
     if aligned is not None:
         words, text, source = aligned.words, transcript, "transcript"
-    elif req.captions and is_english(req.voice):
+    elif req.captions and is_english(req.voice) and req.caption_style is None:
+        report_progress(progress, "speech", 1.0)
+        pending = speech.BackgroundTranscription(samples16k, RECOGNITION_RATE)
+        return _Speech(samples, rate, trajectory, None, None, None, warnings, pending=pending)
+    elif req.captions and is_english(req.voice):  # burned in: the words are needed before the frames
         report_progress(progress, "speech", 0.8)
         words, text, source = speech.transcribe(samples16k, RECOGNITION_RATE), None, "machine"
     else:
@@ -468,11 +486,12 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     partial = output.with_name(output.stem + ".part.mp4")
     moved = False
     caption_paths: list[Path] = []
+    spoken: _Speech | None = None
     try:
         out_fps = float(media.rational_fps(req.fps)) if req.fps else footage_fps
         trajectory_fps = out_fps if lip_sync else float(req.fps or PHOTO_FPS) if req.avatar_kind == "photo" else None
         spoken = _speech_track(req, progress, trajectory_fps)
-        samples, rate, trajectory, words = spoken.samples, spoken.rate, spoken.trajectory, spoken.words
+        samples, rate, trajectory = spoken.samples, spoken.rate, spoken.trajectory
         cancel(force=True)
         seconds = len(samples) / rate
         finish = _Finish(req, spoken, _source_size(req))
@@ -489,12 +508,15 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         os.replace(partial, output)
         moved = True
         media.write_poster(finish.poster if finish.poster is not None else first, poster)
-        if req.captions and words:
+        spoken.settle()
+        if req.captions and spoken.words:
             caption_paths = [output.with_suffix(".srt"), output.with_suffix(".vtt")]
-            _write_captions(words, spoken.caption_text, seconds, width, height, *caption_paths)
+            _write_captions(spoken.words, spoken.caption_text, seconds, width, height, *caption_paths)
         info = media.probe_in_process(output)
         report_progress(progress, "finalize", 1.0)
     except BaseException:
+        if spoken is not None:
+            spoken.abandon()
         partial.unlink(missing_ok=True)
         if moved:  # only files this call put in place; never a caller's earlier output
             output.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ The Django apps and the render pipeline use the names re-exported here. Every ba
 raises ``InputRejected`` with a sentence the creator can act on.
 """
 
-from .alignment import Alignment, align_transcript, check_transcript_fits, transcribe
+from .alignment import Alignment, BackgroundTranscription, align_transcript, check_transcript_fits, transcribe
 from .features import (
     CEPSTRUM_COEFFICIENTS,
     cepstrum_and_signature,
@@ -61,6 +61,7 @@ from .voices import DEFAULT_VOICE, FEMALE_VARIANT, MALE_VARIANT, Voice, list_voi
 __all__ = [
     "Alignment",
     "align_transcript",
+    "BackgroundTranscription",
     "check_transcript_fits",
     "transcribe",
     "AUDIO_FORMATS_SENTENCE",
