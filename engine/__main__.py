@@ -589,7 +589,10 @@ def _align_eval(args: argparse.Namespace) -> int:
     report = evaluation.evaluate(media)
     print("\n".join(evaluation.table(report)))
     if args.report:
-        command = "python -m engine align-eval" + (f" --media {args.media}" if args.media else "")
+        shown = args.media
+        if args.media and Path(args.media).resolve() == shared_media().resolve():
+            shown = "$STUDIO_SHARED_MEDIA"  # the docs don't name a machine's folders
+        command = "python -m engine align-eval" + (f" --media {shown}" if shown else "")
         text = evaluation.markdown(report, command)
         _write_atomically(args.report, lambda path: path.write_text(text, "utf-8"))
     return EXIT_OK
