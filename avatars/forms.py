@@ -38,6 +38,11 @@ class AvatarForm(forms.Form):
     background_image = forms.FileField(
         required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"})
     )
+    reference_photo = forms.FileField(
+        required=False, label="Reference photo (optional)",
+        help_text="For a video with several people in it: a photo of the one who should speak.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
     consent = forms.BooleanField(
         label="I am the person in this file, or I have their written consent to make an avatar of them.",
         error_messages={"required": "Confirm that you are this person or have their consent."},
@@ -74,6 +79,13 @@ class AvatarForm(forms.Form):
                 too_large = kind == Avatar.Kind.PHOTO and preflight.photo_size_problem(source.size)
                 if too_large:
                     self.add_error("source", too_large)
+        reference = cleaned.get("reference_photo")
+        if reference:
+            try:
+                with local_path(reference) as path:
+                    preflight.check_reference_photo(path)
+            except InputRejected as problem:
+                self.add_error("reference_photo", str(problem))
         background = cleaned.get("background")
         if background == Avatar.Background.COLOUR and not cleaned.get("background_colour"):
             self.add_error("background_colour", "Pick the colour to put behind you.")

@@ -71,6 +71,8 @@ class Avatar(TeamOwnedJob):
         max_length=7, blank=True, validators=[validate_hex_colour], help_text="#rrggbb; colour backgrounds only."
     )
     background_image = models.FileField(max_length=300, blank=True)
+    # Footage with several people: a photo of the one who speaks (Tencent's reference photo).
+    reference_photo = models.FileField(max_length=300, blank=True)
     preflight = models.JSONField(default=dict, blank=True)
     media = models.FileField(max_length=300, blank=True, help_text="Normalised source.")
     poster = models.FileField(max_length=300, blank=True)
@@ -120,7 +122,8 @@ class Avatar(TeamOwnedJob):
     def stored_files(self) -> list[models.fields.files.FieldFile]:
         return [
             f
-            for f in (self.source, self.media, self.poster, self.preview, self.library, self.background_image)
+            for f in (self.source, self.media, self.poster, self.preview, self.library, self.background_image,
+                      self.reference_photo)
             if f
         ]
 

@@ -76,9 +76,10 @@ def avatar_prepare(avatar_id: str, *, last_try: bool = True) -> None:
 
 def _check_and_prepare(avatar: Avatar, scratch: Path, claim: Q) -> None:
     source = download(avatar.source, scratch)
+    reference = download(avatar.reference_photo, scratch) if avatar.reference_photo else None
     # A re-queued avatar that already passed its checks skips straight to preparation.
     if not avatar.preflight.get("ok"):
-        if not _passes_preflight(avatar, source, claim):
+        if not _passes_preflight(avatar, source, claim, reference):
             return
     moved = job_update(
         Avatar,
@@ -104,13 +105,14 @@ def _check_and_prepare(avatar: Avatar, scratch: Path, claim: Q) -> None:
         background=background,
         progress=reporter,
         should_cancel=reporter.should_cancel,
+        reference=reference if avatar.kind == Avatar.Kind.VIDEO else None,
     )
     _store_prepared(avatar, prepared, claim)
 
 
-def _passes_preflight(avatar: Avatar, source: Path, claim: Q) -> bool:
+def _passes_preflight(avatar: Avatar, source: Path, claim: Q, reference: Path | None) -> bool:
     Avatar.objects.filter(claim, pk=avatar.pk).update(stage="checking", heartbeat_at=timezone.now())
-    report = preflight.check_avatar_source(source)
+    report = preflight.check_avatar_source(source, reference=reference)
     avatar.preflight = {**report.to_dict(), "ok": report.ok}
     if report.ok:
         Avatar.objects.filter(claim, pk=avatar.pk).update(preflight=avatar.preflight)

@@ -24,6 +24,7 @@ def avatar_create(
     background: str = Avatar.Background.NONE,
     background_colour: str = "",
     background_image: UploadedFile | None = None,
+    reference_photo: UploadedFile | None = None,
 ) -> Avatar:
     """Store the upload under a generated key, create the row, and queue the checks.
 
@@ -60,8 +61,13 @@ def avatar_create(
             with local_path(background_image) as image_path:
                 written.append(upload(image_path, f"{avatar.key_prefix}background.{background_extension}"))
             avatar.background_image.name = written[-1]
+        if reference_photo is not None:
+            with local_path(reference_photo) as photo_path:
+                reference_extension = preflight.check_reference_photo(photo_path)
+                written.append(upload(photo_path, f"{avatar.key_prefix}reference.{reference_extension}"))
+            avatar.reference_photo.name = written[-1]
         with transaction.atomic():
-            avatar.full_clean(exclude=["source", "background_image"])
+            avatar.full_clean(exclude=["source", "background_image", "reference_photo"])
             avatar.save(force_insert=True)
             transaction.on_commit(lambda: avatar_prepare_enqueue(avatar.pk))
     return avatar

@@ -42,6 +42,7 @@ def avatar_create(request: HttpRequest) -> HttpResponse:
                 background=data["background"],
                 background_colour=data["background_colour"],
                 background_image=data.get("background_image"),
+                reference_photo=data.get("reference_photo"),
             )
         except InputRejected as problem:
             form.add_error(problem.field or None, str(problem))

@@ -242,7 +242,10 @@ def _prepare(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if not source.is_file():
         raise InputRejected(f"There is no file at {source}.", field="source", code="missing")
-    report = preflight.check_avatar_source(source, kind=args.kind)
+    reference = Path(args.reference) if args.reference else None
+    if reference is not None and not reference.is_file():
+        raise InputRejected(f"There is no file at {reference}.", field="reference", code="missing")
+    report = preflight.check_avatar_source(source, kind=args.kind, reference=reference)
     if not report.ok:
         if not args.no_check or report.kind is None:
             raise InputRejected(report.problems[0].message, field=report.problems[0].field,
@@ -252,7 +255,8 @@ def _prepare(args: argparse.Namespace) -> int:
     out = Path(args.output)
     progress = _ProgressLine()
     try:
-        prepared = pipeline.prepare_avatar(kind=report.kind, source=source, workdir=out, progress=progress)
+        prepared = pipeline.prepare_avatar(kind=report.kind, source=source, workdir=out, progress=progress,
+                                           reference=reference)
     finally:
         progress.done()
     library_report = getattr(prepared, "report", None)
@@ -294,6 +298,8 @@ def _add_prepare(commands) -> None:
     parser.add_argument("source", help="the avatar's video (MP4/MOV) or photo (JPEG/PNG/WebP)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the prepared avatar")
     parser.add_argument("--kind", choices=("video", "photo"), help="what SOURCE is (default: from its bytes)")
+    parser.add_argument("--reference", type=Path, metavar="PHOTO",
+                        help="a photo of the person who should speak, when the footage shows several faces")
     parser.add_argument("--no-check", action="store_true",
                         help="prepare even if pre-flight rules fail (face size, duration, …); warn instead")
     parser.set_defaults(handler=_prepare)

@@ -91,6 +91,7 @@ def prepare_avatar(
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     on_preview: Callable[[Path], None] | None = None,
+    reference: Path | None = None,
 ) -> PreparedAvatar:
     """Turn a checked upload into what renders use, plus a poster and a 3-second preview.
 
@@ -103,7 +104,8 @@ def prepare_avatar(
     For a video the face is tracked in every frame *while* it is normalised (one decode
     serves both), so most of the tracking work is reported under ``normalising``;
     ``tracking`` then recognises the footage's own speech and writes the mouth library
-    (``library_path``) and the preparation report (``report``).
+    (``library_path``) and the preparation report (``report``). With a ``reference`` photo,
+    the face most like it is the one that speaks, whoever else is in the footage.
     """
     if kind not in ("video", "photo"):
         raise EngineError(f"Unknown avatar kind {kind!r}.")
@@ -113,7 +115,8 @@ def prepare_avatar(
     outputs: list[Path] = []
     try:
         if kind == "video":
-            return _prepare_video(Path(source), workdir, background, progress, cancel, on_preview, outputs)
+            return _prepare_video(Path(source), workdir, background, progress, cancel, on_preview, outputs,
+                                  reference=reference)
         return _prepare_photo(Path(source), workdir, background, progress, cancel, on_preview, outputs)
     except BaseException:
         for path in outputs:
@@ -121,7 +124,8 @@ def prepare_avatar(
         raise
 
 
-def _prepare_video(source, workdir, background, progress, cancel, on_preview, outputs) -> PreparedAvatar:
+def _prepare_video(source, workdir, background, progress, cancel, on_preview, outputs, *,
+                   reference: Path | None = None) -> PreparedAvatar:
     from . import lipsync
 
     preview = workdir / "preview.mp4"
@@ -133,8 +137,11 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
     report_progress(progress, "preview", 0.0)
     # FaceMesh's first graph takes ~0.7 s to load: let it load while the preview encodes.
     ready: dict = {}
-    loader = threading.Thread(target=lambda: ready.setdefault("builder", lipsync.LibraryBuilder()),
-                              name="facemesh-load", daemon=True)
+    reference_rgb = media.load_image_rgb(reference) if reference is not None else None
+    loader = threading.Thread(
+        target=lambda: ready.setdefault("builder", lipsync.LibraryBuilder(reference=reference_rgb)),
+        name="facemesh-load", daemon=True,
+    )
     loader.start()
     try:
         media.write_preview(
@@ -150,7 +157,7 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
             ready["builder"].close()
         raise
     loader.join()
-    builder = ready.get("builder") or lipsync.LibraryBuilder()
+    builder = ready.get("builder") or lipsync.LibraryBuilder(reference=reference_rgb)
 
     started = time.monotonic()
     # The footage's own speech is recognised (for the viseme labels) while frames are tracked.

@@ -174,8 +174,13 @@ def check_background_image(path: str | Path) -> str:
     return media.EXTENSION_FOR_TYPE[mime]
 
 
-def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0) -> PreflightReport:
-    """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix."""
+def check_avatar_source(
+    path: str | Path, *, kind: str | None = None, probe_timeout: float = 20.0, reference: str | Path | None = None
+) -> PreflightReport:
+    """Check a creator's avatar upload; ``report.ok`` or ``report.problems`` say what to fix.
+
+    With a ``reference`` photo of the person who should speak, video footage may show other
+    people too: preparation follows the face most like the photo (Tencent's reference photo)."""
     path = Path(path)
     mime = media.sniff_type(path)
     report = PreflightReport(kind=None, mime=mime, extension=media.EXTENSION_FOR_TYPE.get(mime or ""))
@@ -189,8 +194,37 @@ def check_avatar_source(path: str | Path, *, kind: str | None = None, probe_time
     if actual == "photo":
         _check_photo(path, report, probe_timeout=probe_timeout)
     else:
-        _check_video(path, report, probe_timeout=probe_timeout)
+        if reference is not None:
+            _check_reference(Path(reference), report)
+        _check_video(path, report, probe_timeout=probe_timeout, crowd_allowed=reference is not None)
     return report
+
+
+def check_reference_photo(path: str | Path) -> str:
+    """A reference photo's type and size (from its bytes, never decoding it): its extension,
+    or ``InputRejected`` with a sentence (field ``reference``)."""
+    path = Path(path)
+    mime = media.sniff_type(path)
+    if mime not in PHOTO_TYPES:
+        raise InputRejected("The reference photo must be a JPEG, PNG or WebP photo of the person.",
+                            field="reference", code="reference_type")
+    too_large = photo_size_problem(path.stat().st_size)
+    if too_large:
+        raise InputRejected(too_large.replace("The photo", "The reference photo"), field="reference",
+                            code="reference_too_large")
+    return media.EXTENSION_FOR_TYPE[mime]
+
+
+def _check_reference(path: Path, report: PreflightReport) -> None:
+    try:
+        check_reference_photo(path)
+    except InputRejected as problem:
+        report.add(problem.code, str(problem), field="reference")
+        return
+    faces = detect_faces(media.load_image_rgb(path))
+    if len(faces) != 1:
+        report.add("reference_faces", "The reference photo must show exactly one face: the person who should speak.",
+                   field="reference")
 
 
 def _probe(path: Path, report: PreflightReport, timeout: float) -> media.MediaInfo | None:
@@ -251,7 +285,7 @@ def _check_photo_animates(rgb, report: PreflightReport) -> None:
         report.add(problem.code or "photo_cannot_animate", str(problem))
 
 
-def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -> None:
+def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float, crowd_allowed: bool = False) -> None:
     info = _probe(path, report, probe_timeout)
     if info is None:
         return
@@ -290,10 +324,12 @@ def _check_video(path: Path, report: PreflightReport, *, probe_timeout: float) -
         faces = detect_faces(rgb)
         per_frame.append(faces)
         report.faces.extend({"time": round(t, 3), **f.to_dict()} for f in faces)
-    _judge_faces(report, per_frame, info.width)
+    _judge_faces(report, per_frame, info.width, crowd_allowed=crowd_allowed)
 
 
-def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]], frame_width: int) -> None:
+def _judge_faces(
+    report: PreflightReport, per_frame: list[list[FaceBox]], frame_width: int, *, crowd_allowed: bool = False
+) -> None:
     """Exactly one face, large enough, inside the frame with room for the jaw, roughly
     frontal — judged over the sampled frames.
 
@@ -309,9 +345,11 @@ def _judge_faces(report: PreflightReport, per_frame: list[list[FaceBox]], frame_
             "We couldn't find a face; make sure your whole face is visible, well lit and facing the camera.",
         )
         return
-    if crowded and (len(crowded) >= 2 or total == 1 or len(crowded) * 4 > total):
+    if crowded and not crowd_allowed and (len(crowded) >= 2 or total == 1 or len(crowded) * 4 > total):
         count = max(len(faces) for faces in crowded)
-        report.add("multiple_faces", f"We found {count} faces; an avatar needs exactly one person in the frame.")
+        extra = "" if report.kind == "photo" else ", or a reference photo of the one who should speak"
+        report.add("multiple_faces",
+                   f"We found {count} faces; an avatar needs exactly one person in the frame{extra}.")
         return
     main = [faces[0] for faces in with_face]  # largest face per frame
     ratio = statistics.median(f.width for f in main)

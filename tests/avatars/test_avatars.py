@@ -135,3 +135,38 @@ class AvatarAccessTestCase(AvatarTestCase):
         self.assertEqual(self.client.get("/avatars/new/").status_code, 403)
         self.assertEqual(self.client.post(f"/avatars/{self.avatar.pk}/delete/").status_code, 403)
         self.assertTrue(Avatar.objects.filter(pk=self.avatar.pk).exists())
+
+
+class ReferencePhotoTestCase(AvatarTestCase):
+    def test_it_keeps_a_reference_photo_beside_the_video(self):
+        self.create(media_cache.talking_video(12.0), reference_photo=self.upload(media_cache.photo("astronaut", "png")))
+        avatar = Avatar.objects.get()
+        self.assertEqual(avatar.reference_photo.name, f"teams/{self.team.pk}/avatars/{avatar.pk}/reference.png")
+        self.assertIn(avatar.reference_photo, avatar.stored_files())
+
+    def test_it_refuses_a_reference_that_is_not_a_photo(self):
+        response = self.create(media_cache.talking_video(12.0),
+                               reference_photo=self.upload(media_cache.audio(1.0, "wav")))
+        self.assertContains(response, "The reference photo must be a JPEG, PNG or WebP photo", status_code=400)
+        self.assertFalse(Avatar.objects.exists())
+        self.assertEqual(self.stored_files(), [])
+
+    def test_the_worker_checks_and_prepares_with_the_reference(self):
+        from unittest import mock
+
+        from avatars.preparation import avatar_prepare
+
+        self.create(media_cache.talking_video(12.0), reference_photo=self.upload(media_cache.photo("astronaut", "png")))
+        avatar = Avatar.objects.get()
+        seen = {}
+
+        def check(source, *, reference=None, **kwargs):
+            seen["check"] = reference
+            raise RuntimeError("stop after the check")
+
+        with mock.patch("avatars.preparation.preflight.check_avatar_source", side_effect=check):
+            try:
+                avatar_prepare(str(avatar.pk))
+            except RuntimeError:
+                pass
+        self.assertEqual(seen["check"].name, "reference.png")

@@ -77,9 +77,21 @@ def test_refuses_two_faces_in_a_photo(root):
 
 
 @pytest.mark.slow
-def test_refuses_two_faces_in_a_video(root):
-    report = check_avatar_source(mediagen.make_talking_video(root / "two.mp4", seconds=10.5, faces=2))
-    assert _messages(report) == ["We found 2 faces; an avatar needs exactly one person in the frame."]
+def test_refuses_two_faces_in_a_video_unless_a_reference_photo_says_who_speaks(root):
+    two = mediagen.make_talking_video(root / "two.mp4", seconds=10.5, faces=2)
+    report = check_avatar_source(two)
+    assert _messages(report) == [
+        "We found 2 faces; an avatar needs exactly one person in the frame, or a reference photo of the one "
+        "who should speak."
+    ]
+    reference = root / "reference.png"
+    Image.fromarray(data.astronaut()).save(reference)
+    # (this test footage's faces are small, which is refused on its own)
+    assert "multiple_faces" not in [p.code for p in check_avatar_source(two, reference=reference).problems]
+    crowd = mediagen.make_photo(root / "crowd.png", subject="two_astronauts")
+    refused = check_avatar_source(two, reference=crowd)
+    assert [p.field for p in refused.problems] == ["reference"]
+    assert _messages(refused) == ["The reference photo must show exactly one face: the person who should speak."]
 
 
 def test_refuses_a_6_second_video_before_looking_for_faces(root):
