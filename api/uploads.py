@@ -330,3 +330,44 @@ def upload_opened(*, team: Team, file_id, kinds: tuple[str, ...], field: str) ->
         upload_release(upload)
         raise
     upload_spend(upload)
+
+
+class FormRefused(Exception):
+    """Raised inside ``direct_uploads`` when the form is invalid: the uploads are given back,
+    so the creator can correct the form and send it again without uploading again."""
+
+
+@contextmanager
+def direct_uploads(request, kinds: dict[str, tuple[str, ...]]):
+    """S3 mode, the studio's own forms: the files the browser sent straight to the bucket
+    (``<field>_file_id`` in the post), opened like uploaded files. Yields (files, problems):
+    the request's files with those added, and a sentence per field whose upload is unusable.
+    Raise ``FormRefused`` inside to give the uploads back."""
+    from contextlib import ExitStack
+
+    files = request.FILES.copy()
+    problems: dict[str, str] = {}
+    with ExitStack() as stack:
+        for field, allowed in kinds.items():
+            file_id = request.POST.get(f"{field}_file_id", "")
+            if not file_id or field in files:
+                continue
+            try:
+                uuid.UUID(file_id)
+                files[field] = stack.enter_context(
+                    upload_opened(team=request.team, file_id=file_id, kinds=allowed, field=field)
+                )
+            except ValueError:
+                problems[field] = "The uploaded file could not be found; choose it again."
+            except ApiError as error:
+                problems[field] = error.message
+        yield files, problems
+
+
+def report_direct_problems(form, problems: dict[str, str]) -> None:
+    """Show each unusable direct upload on its field (in place of "this field is required")."""
+    for field, message in problems.items():
+        if field in form.fields:
+            form.errors[field] = form.error_class([message])
+        else:
+            form.add_error(None, message)

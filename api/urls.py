@@ -34,6 +34,7 @@ urlpatterns = [
     path("team/api-keys/new/", views.api_key_create, name="api_key_create"),
     path("team/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("api/v1/uploads/<uuid:upload_id>/content", views.upload_receive, name="api_upload_receive"),
+    path("uploads/direct/", views.direct_upload_create, name="direct_upload_create"),
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", unknown_path),
 ]

@@ -12,7 +12,7 @@ from api import services, uploads
 from api.errors import ApiError, error_body
 from api.forms import ApiKeyForm
 from api.models import ApiKey, Upload
-from studio.access import require_owner
+from studio.access import require_editor, require_owner
 
 
 @login_required
@@ -78,3 +78,24 @@ def upload_receive(request: HttpRequest, upload_id) -> HttpResponse:
     except ApiError as error:
         return _error(error)
     return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def direct_upload_create(request: HttpRequest) -> HttpResponse:
+    """S3 mode, the studio's own forms: a credential to send a file straight to the bucket (with
+    a progress bar), so a multi-gigabyte video never passes through the web process. The form
+    then names the upload by its ``file_id``."""
+    require_editor(request)
+    if not uploads.s3_mode():
+        return _error(ApiError(404, "not_found", "Direct uploads are for S3 storage; post the file with the form."))
+    try:
+        upload, credential = uploads.upload_create(
+            team=request.team, api_key=None, kind=request.POST.get("kind", ""),
+            content_type=request.POST.get("content_type", ""), filename=request.POST.get("filename", ""),
+            absolute_url=request.build_absolute_uri,
+        )
+    except ApiError as error:
+        return _error(error)
+    return JsonResponse({"file_id": str(upload.pk), "url": credential["url"], "fields": credential["fields"],
+                         "max_bytes": credential["max_bytes"]})

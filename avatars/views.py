@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from api.uploads import FormRefused, direct_uploads, report_direct_problems
 from avatars import services
 from avatars.forms import AvatarForm
 from avatars.models import Avatar
@@ -13,6 +14,8 @@ from studio.access import require_editor, team_object_or_404
 
 # The detail page re-renders this partial every second until the avatar settles.
 STATUS_PARTIAL = "avatars/avatar_detail.html#status"
+# S3 mode: files the browser sent straight to the bucket, by form field and allowed kinds.
+DIRECT_UPLOADS = {"source": ("video", "photo"), "background_image": ("photo",), "reference_photo": ("photo",)}
 
 
 @login_required
@@ -24,32 +27,36 @@ def avatar_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def avatar_create(request: HttpRequest) -> HttpResponse:
     require_editor(request)
-    form = AvatarForm(
-        request.POST or None,
-        request.FILES or None,
-        team=request.team,
-        oversize_field=getattr(request, "oversize_upload", None),
-    )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            avatar = services.avatar_create(
-                team=request.team,
-                user=request.user,
-                name=data["name"],
-                gender=data["gender"],
-                source=data["source"],
-                background=data["background"],
-                background_colour=data["background_colour"],
-                background_image=data.get("background_image"),
-                reference_photo=data.get("reference_photo"),
-            )
-        except InputRejected as problem:
-            form.add_error(problem.field or None, str(problem))
-        else:
-            return redirect("avatars:detail", avatar_id=avatar.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "avatars/avatar_create.html", {"form": form}, status=status)
+    oversize = getattr(request, "oversize_upload", None)
+    if request.method != "POST":
+        form = AvatarForm(team=request.team, oversize_field=oversize)
+        return render(request, "avatars/avatar_create.html", {"form": form})
+    try:
+        with direct_uploads(request, DIRECT_UPLOADS) as (files, problems):
+            form = AvatarForm(request.POST, files, team=request.team, oversize_field=oversize)
+            if form.is_valid() and not problems:
+                data = form.cleaned_data
+                try:
+                    avatar = services.avatar_create(
+                        team=request.team,
+                        user=request.user,
+                        name=data["name"],
+                        gender=data["gender"],
+                        source=data["source"],
+                        background=data["background"],
+                        background_colour=data["background_colour"],
+                        background_image=data.get("background_image"),
+                        reference_photo=data.get("reference_photo"),
+                    )
+                except InputRejected as problem:
+                    form.add_error(problem.field or None, str(problem))
+                    raise FormRefused from problem
+                return redirect("avatars:detail", avatar_id=avatar.pk)
+            report_direct_problems(form, problems)
+            raise FormRefused
+    except FormRefused:
+        pass
+    return render(request, "avatars/avatar_create.html", {"form": form}, status=400)
 
 
 @login_required

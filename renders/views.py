@@ -14,6 +14,7 @@ from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget
 from avatars.models import Avatar
 from engine import speech
 from renders import services
+from api.uploads import FormRefused, direct_uploads, report_direct_problems
 from renders.forms import DEFAULT_VOICES, RenderForm
 from renders.models import Render
 from studio.access import require_editor, team_object_or_404
@@ -36,19 +37,25 @@ def render_create(request: HttpRequest) -> HttpResponse:
     chosen = Avatar.objects.filter(team=request.team, pk=_uuid_or_none(request.GET.get("avatar"))).first()
     if chosen is not None:
         initial.update(avatar=chosen.pk, voice=DEFAULT_VOICES[chosen.gender])
-    form = RenderForm(
-        request.POST or None,
-        request.FILES or None,
-        team=request.team,
-        initial=initial,
-        oversize_field=getattr(request, "oversize_upload", None),
-    )
-    if request.method == "POST" and form.is_valid():
-        new = services.render_create(
-            team=request.team, user=request.user, preview="preview" in request.POST, **form.render_arguments()
-        )
-        return redirect("renders:detail", render_id=new.pk)
-    status = 400 if request.method == "POST" else 200
+    options = {"team": request.team, "initial": initial, "oversize_field": getattr(request, "oversize_upload", None)}
+    if request.method != "POST":
+        return _render_form_page(request, RenderForm(**options), status=200)
+    try:
+        with direct_uploads(request, {"audio": ("audio",)}) as (files, problems):
+            form = RenderForm(request.POST, files, **options)
+            if form.is_valid() and not problems:
+                new = services.render_create(
+                    team=request.team, user=request.user, preview="preview" in request.POST, **form.render_arguments()
+                )
+                return redirect("renders:detail", render_id=new.pk)
+            report_direct_problems(form, problems)
+            raise FormRefused
+    except FormRefused:
+        pass
+    return _render_form_page(request, form, status=400)
+
+
+def _render_form_page(request: HttpRequest, form: RenderForm, *, status: int) -> HttpResponse:
     has_avatars = form.fields["avatar"].queryset.exists()
     return render(
         request, "renders/render_create.html", {"form": form, "has_avatars": has_avatars}, status=status

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 
 from studio.models import Membership
 
@@ -11,3 +13,10 @@ def teams(request: HttpRequest) -> dict:
         "current_membership": request.membership,
         "my_memberships": Membership.objects.filter(user=request.user).select_related("team"),
     }
+
+
+def direct_uploads(request: HttpRequest) -> dict:
+    """In S3 mode the upload forms send files straight to the bucket (api.views.direct_upload_create)."""
+    if not settings.AWS_STORAGE_BUCKET_NAME:
+        return {}
+    return {"direct_upload_url": reverse("direct_upload_create")}

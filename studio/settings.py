@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "studio.context_processors.teams",
+                "studio.context_processors.direct_uploads",
             ],
         },
     },

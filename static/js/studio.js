@@ -129,4 +129,66 @@ document.addEventListener("DOMContentLoaded", () => {
       if (voice && !chosenByHand) voiceSelect.value = voice;
     });
   }
+
+  // S3 mode: files go straight to the bucket with a progress bar, then the form names them by
+  // file_id, so a large video never passes through the web server. A file the bucket won't
+  // take this way (an unusual type) is posted with the form as before.
+  const KIND_OF_FIELD = { background_image: "photo", reference_photo: "photo", audio: "audio" };
+  const sendToBucket = (credential, file, progress) => new Promise((resolve, reject) => {
+    const body = new FormData();
+    for (const [name, value] of Object.entries(credential.fields)) body.append(name, value);
+    body.append("file", file);
+    const request = new XMLHttpRequest();
+    request.open("POST", credential.url);
+    request.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
+    });
+    request.addEventListener("load", () => (request.status < 300 ? resolve() : reject(request.status)));
+    request.addEventListener("error", () => reject(0));
+    request.send(body);
+  });
+  for (const form of document.querySelectorAll("form[data-direct-upload]")) {
+    form.addEventListener("submit", async (e) => {
+      const inputs = [...form.querySelectorAll("input[type=file]")].filter((input) => input.files.length && !input.disabled);
+      if (!inputs.length) return;
+      e.preventDefault();
+      const csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
+      const status = document.createElement("p");
+      status.className = "help upload-progress";
+      status.setAttribute("aria-live", "polite");
+      const progress = document.createElement("progress");
+      progress.className = "progress";
+      progress.max = 100;
+      form.querySelector(".actions").before(status, progress);
+      for (const input of inputs) {
+        const file = input.files[0];
+        const kind = KIND_OF_FIELD[input.name] || (file.type.startsWith("video/") ? "video" : "photo");
+        const ask = new FormData();
+        ask.append("kind", kind);
+        ask.append("content_type", file.type);
+        ask.append("filename", file.name);
+        status.textContent = `Uploading ${file.name}…`;
+        progress.value = 0;
+        const answer = await fetch(form.dataset.directUpload, {
+          method: "POST", body: ask, headers: { "X-CSRFToken": csrf }, credentials: "same-origin",
+        });
+        if (!answer.ok) continue;  // posted with the form instead
+        const credential = await answer.json();
+        try {
+          await sendToBucket(credential, file, progress);
+        } catch {
+          status.textContent = `The upload of ${file.name} failed; check your connection and try again.`;
+          for (const button of form.querySelectorAll("[data-busy-label]")) button.disabled = false;
+          return;
+        }
+        const named = document.createElement("input");
+        Object.assign(named, { type: "hidden", name: `${input.name}_file_id`, value: credential.file_id });
+        form.append(named);
+        input.disabled = true;  // a disabled input is left out of the post
+      }
+      status.textContent = "Uploaded; checking…";
+      progress.value = 100;
+      form.submit();
+    });
+  }
 });
