@@ -189,3 +189,49 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     page.goto(f"{live_server.url}/renders/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, tmp_path, "renders-390")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_in_s3_mode_the_avatar_form_uploads_straight_to_the_bucket(live_server, s3_server, settings, browser_page,
+                                                                   tmp_path):
+    from api.models import Upload
+    from avatars.models import Avatar
+    from tests.conftest import BUCKET
+
+    endpoint, client = s3_server
+    settings.AWS_STORAGE_BUCKET_NAME = BUCKET
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": BUCKET, "endpoint_url": endpoint, "region_name": "us-east-1",
+                        "access_key": "testing", "secret_key": "testing", "signature_version": "s3v4"},
+        },
+    }
+    # the page may talk to the bucket (the settings module computed its origins at import)
+    settings.CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {**settings.CONTENT_SECURITY_POLICY["DIRECTIVES"],
+                       "connect-src": ["'self'", endpoint]},
+    }
+    page = browser_page
+    user_create(username="alice", password="correct horse battery")
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/avatars/new/")
+    page.set_input_files("#id_source", str(media_cache.photo("astronaut", "png")))
+    page.fill("#id_name", "Straight to the bucket")
+    page.check("input[name=gender][value=female]")
+    page.check("#id_consent")
+    with page.expect_request(lambda request: request.url.startswith(endpoint) and request.method == "POST"):
+        page.click("#avatar-form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/avatars/*/", timeout=60_000)
+    assert_policy_kept(page, "direct upload")
+    screenshot(page, tmp_path, "direct-upload")
+    avatar = Avatar.objects.get()
+    assert avatar.source_name == "astronaut.png"
+    assert Upload.objects.get().status == Upload.Status.USED
+    stored = [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert avatar.source.name in stored
