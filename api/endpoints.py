@@ -224,6 +224,10 @@ def _avatar_create(request: HttpRequest, payload: AvatarIn) -> Avatar:
             request, file_id=payload.background_image_file_id, url=payload.background_image_url,
             kinds=(Upload.Kind.PHOTO,), field="background_image_file_id", url_field="background_image_url",
         ))
+        reference = files.enter_context(_media(
+            request, file_id=payload.reference_photo_file_id, url=payload.reference_photo_url,
+            kinds=(Upload.Kind.PHOTO,), field="reference_photo_file_id", url_field="reference_photo_url",
+        ))
         form = AvatarForm(
             data={
                 "name": payload.name,
@@ -232,7 +236,7 @@ def _avatar_create(request: HttpRequest, payload: AvatarIn) -> Avatar:
                 "background_colour": payload.background_colour or "",
                 "consent": "on" if payload.consent else "",
             },
-            files={"source": source, "background_image": image},
+            files={"source": source, "background_image": image, "reference_photo": reference},
             team=team,
         )
         if not form.is_valid():
@@ -252,6 +256,7 @@ def _avatar_create(request: HttpRequest, payload: AvatarIn) -> Avatar:
             background=data["background"],
             background_colour=data["background_colour"],
             background_image=data.get("background_image"),
+            reference_photo=data.get("reference_photo"),
         )
 
 

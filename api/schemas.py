@@ -80,6 +80,10 @@ class AvatarIn(Schema):
     background_colour: str | None = Field(None, examples=["#1f7a4d"], description="Replace the background with this colour.")
     background_image_file_id: UUID | None = Field(None, description="Or with this photo upload.")
     background_image_url: str | None = Field(None, description="Or with the image at this URL.")
+    reference_photo_file_id: UUID | None = Field(
+        None, description="Footage with several people: a photo upload of the one who should speak."
+    )
+    reference_photo_url: str | None = Field(None, description="Or that photo from this URL.")
 
 
 class PreflightProblem(Schema):

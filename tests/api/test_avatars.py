@@ -35,6 +35,14 @@ class AvatarCreateTestCase(ApiTestCase):
         self.assertEqual(avatar.background, "image")
         self.assertEqual(avatar.background_image.name, f"teams/{self.team.pk}/avatars/{avatar.pk}/background.jpg")
 
+    def test_a_reference_photo_says_who_speaks_in_footage_with_several_people(self):
+        source = self.uploaded(media_cache.talking_video(12.0), kind="video", content_type="video/mp4")
+        photo = self.uploaded(media_cache.photo(), kind="photo", content_type="image/png")
+        response = self.create(file_id=source, reference_photo_file_id=photo)
+        self.assertEqual(response.status_code, 201, response.content)
+        avatar = Avatar.objects.get()
+        self.assertEqual(avatar.reference_photo.name, f"teams/{self.team.pk}/avatars/{avatar.pk}/reference.png")
+
     def test_it_refuses_what_the_form_refuses_in_the_same_words(self):
         file_id = self.uploaded(media_cache.photo(), kind="photo", content_type="image/png")
         ready_avatar(team=self.team, user=self.alice, name="Host")
