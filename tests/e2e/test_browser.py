@@ -185,6 +185,8 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     for path in ["/renders/", "/team/", "/avatars/", "/renders/nothing-here/"]:
         page.goto(f"{live_server.url}{path}")
         assert_policy_kept(page, path)
+        if path == "/team/":  # the owner's sections: members, API keys, webhook secret, providers
+            screenshot(page, tmp_path, "team")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/renders/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
