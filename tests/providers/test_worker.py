@@ -49,3 +49,45 @@ def test_a_real_worker_polls_a_newportai_render_to_the_end(embedded_worker, sett
     assert submit.call_count == 1 and polls.call_count == 3
     assert render.video.read() == (FIXTURES / "clip.mp4").read_bytes()
     assert KEY not in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_render_queued_like_any_other_goes_to_its_provider_through_the_workers(embedded_worker, settings, caplog):
+    """The whole path: render_create with a provider → the render worker's render_run hands it
+    to the provider → polls on the remote queue → the result stored → SUCCEEDED."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from renders.services import ProviderChoice, render_create
+    from tests import media_cache
+
+    settings.PUBLIC_BASE_URL = PUBLIC
+    settings.NETGUARD_ALLOW_PRIVATE = True
+    settings.PROVIDER_POLL_FIRST_SECONDS = 0.2
+    settings.PROVIDER_PROBE_URLS = False
+    alice = user_create(username="alice", password="correct horse battery")
+    avatar = ready_avatar(team=alice.teams.get(), user=alice, kind="video")
+    account = services.provider_account_create(team=avatar.team, user=alice, provider="newportai", label="NP",
+                                               credentials={"api_key": KEY})
+    voice = SimpleUploadedFile("voice.wav", media_cache.audio(3.0, "wav").read_bytes(), content_type="audio/wav")
+    with respx.mock(assert_all_called=False) as mock, provider_cdn() as cdn:
+        mock.route(host="127.0.0.1").pass_through()
+        submit = mock.post("https://api.newportai.com/api/async/talking_face").mock(
+            return_value=httpx.Response(200, json={"code": 0, "data": {"taskId": "w-2"}}))
+        mock.post("https://api.newportai.com/api/getAsyncResult").mock(side_effect=[
+            httpx.Response(200, json={"code": 0, "data": {"task": {"status": 2}}}),
+            httpx.Response(200, json={"code": 0, "data": {"task": {"status": 3},
+                                                          "videos": [{"videoUrl": cdn.url("/result.mp4")}]}}),
+        ])
+        render = render_create(team=avatar.team, user=alice, avatar=avatar, title="Via NP",
+                               driver=Render.Driver.AUDIO, audio=voice, provider=ProviderChoice(account=account))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Render.objects.get(pk=render.pk).status in (
+            Render.Status.QUEUED, Render.Status.RUNNING
+        ):
+            time.sleep(0.1)
+    render = Render.objects.get(pk=render.pk)
+    assert render.status == Render.Status.SUCCEEDED, render.error
+    assert submit.call_count == 1
+    assert render.video.read() == (FIXTURES / "clip.mp4").read_bytes()
+    assert KEY not in caplog.text
