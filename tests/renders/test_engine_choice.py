@@ -93,10 +93,21 @@ class EngineAdminTestCase(RenderTestCase):
         page = self.client.get(f"/admin/renders/render/{job.pk}/change/")
         self.assertContains(page, "np-task-42")
         self.assertNotContains(page, "np-live-SECRET")
+        choose = self.client.post("/admin/renders/render/", {"action": "rerun_on_another_engine",
+                                                              "_selected_action": [str(job.pk)]})
+        self.assertContains(choose, "Built-in engine")
+        self.assertContains(choose, f'<option value="{self.account.pk}">')
         with self.captureOnCommitCallbacks() as queued:
-            self.client.post("/admin/renders/render/", {"action": "rerun_on_built_in_engine",
+            self.client.post("/admin/renders/render/", {"action": "rerun_on_another_engine", "engine": "local",
                                                          "_selected_action": [str(job.pk)]})
         job.refresh_from_db()
         self.assertEqual(job.status, Render.Status.QUEUED)
         self.assertFalse(RemoteJob.objects.filter(render=job).exists())
         self.assertEqual(len(queued), 1)
+        # and back to the provider, from a failed render again
+        Render.objects.filter(pk=job.pk).update(status=Render.Status.FAILED)
+        with self.captureOnCommitCallbacks():
+            self.client.post("/admin/renders/render/", {"action": "rerun_on_another_engine",
+                                                         "engine": str(self.account.pk),
+                                                         "_selected_action": [str(job.pk)]})
+        self.assertEqual(RemoteJob.objects.get(render=job).account, self.account)
