@@ -27,12 +27,12 @@ def avatar_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def avatar_create(request: HttpRequest) -> HttpResponse:
     require_editor(request)
-    oversize = getattr(request, "oversize_upload", None)
     if request.method != "POST":
-        form = AvatarForm(team=request.team, oversize_field=oversize)
-        return render(request, "avatars/avatar_create.html", {"form": form})
+        return render(request, "avatars/avatar_create.html", {"form": AvatarForm(team=request.team)})
     try:
         with direct_uploads(request, DIRECT_UPLOADS) as (files, problems):
+            # the upload handler says whether a file was too large once the post is parsed
+            oversize = getattr(request, "oversize_upload", None)
             form = AvatarForm(request.POST, files, team=request.team, oversize_field=oversize)
             if form.is_valid() and not problems:
                 data = form.cleaned_data

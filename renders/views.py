@@ -37,12 +37,13 @@ def render_create(request: HttpRequest) -> HttpResponse:
     chosen = Avatar.objects.filter(team=request.team, pk=_uuid_or_none(request.GET.get("avatar"))).first()
     if chosen is not None:
         initial.update(avatar=chosen.pk, voice=DEFAULT_VOICES[chosen.gender])
-    options = {"team": request.team, "initial": initial, "oversize_field": getattr(request, "oversize_upload", None)}
     if request.method != "POST":
-        return _render_form_page(request, RenderForm(**options), status=200)
+        return _render_form_page(request, RenderForm(team=request.team, initial=initial), status=200)
     try:
         with direct_uploads(request, {"audio": ("audio",)}) as (files, problems):
-            form = RenderForm(request.POST, files, **options)
+            # the upload handler says whether a file was too large once the post is parsed
+            oversize = getattr(request, "oversize_upload", None)
+            form = RenderForm(request.POST, files, team=request.team, initial=initial, oversize_field=oversize)
             if form.is_valid() and not problems:
                 new = services.render_create(
                     team=request.team, user=request.user, preview="preview" in request.POST, **form.render_arguments()
