@@ -196,8 +196,8 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_in_s3_mode_the_avatar_form_uploads_straight_to_the_bucket(live_server, s3_server, settings, browser_page,
-                                                                   tmp_path):
+def test_in_s3_mode_the_avatar_form_uploads_straight_to_the_bucket(live_server, s3_server, settings, embedded_worker,
+                                                                   browser_page, tmp_path):
     from api.models import Upload
     from avatars.models import Avatar
     from tests.conftest import BUCKET
