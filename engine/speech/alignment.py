@@ -52,9 +52,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputRejected
-from .recognition import voice_activity
+from .recognition import english_decoder, voice_activity
 from .synthesis import PAUSE, PhonemeEvent, WordEvent, synthesize
 from .voice_track import resample
+from .voices import is_english
 
 RATE = 16000
 # PocketSphinx frame k is the 25.6 ms window starting at k × 10 ms: its time is the window's centre.
@@ -243,46 +244,17 @@ _DECODER_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _align_decoder():
-    from pocketsphinx import Config, Decoder, get_model_path
-
-    models = get_model_path()
-    config = Config(
-        hmm=os.path.join(models, "en-us", "en-us"),
-        dict=os.path.join(models, "en-us", "cmudict-en-us.dict"),
-        lm=None,
-        # Wide beams: English phones standing in for another language's sounds match poorly, and
-        # the default beams prune the one path through all the words (the search then fails).
-        beam=1e-80,
-        pbeam=1e-80,
-        wbeam=1e-60,
-        cmn="batch",
-        dither=False,
-        samprate=RATE,
-        loglevel="FATAL",
-    )
-    return Decoder(config)
+    # Wide beams: English phones standing in for another language's sounds match poorly, and
+    # the default beams prune the one path through all the words (the search then fails).
+    return english_decoder(dict="cmudict-en-us.dict", lm=None, beam=1e-80, pbeam=1e-80, wbeam=1e-60)
 
 
 @functools.lru_cache(maxsize=1)
 def _words_decoder():
-    from pocketsphinx import Config, Decoder, get_model_path
-
-    models = get_model_path()
-    config = Config(
-        hmm=os.path.join(models, "en-us", "en-us"),
-        dict=os.path.join(models, "en-us", "cmudict-en-us.dict"),
-        lm=os.path.join(models, "en-us", "en-us.lm.bin"),
-        # Captions, not dictation: one fast pass with a capped search runs ~8× faster than the
-        # defaults (33 s of speech in ~5 s rather than ~40 s; 3,000 active HMMs took ~10 s) and
-        # loses few words that the slower settings got right.
-        fwdflat=False,
-        maxhmmpf=1500,
-        cmn="batch",
-        dither=False,
-        samprate=RATE,
-        loglevel="FATAL",
-    )
-    return Decoder(config)
+    # Captions, not dictation: one fast pass with a capped search runs ~8× faster than the
+    # defaults (33 s of speech in ~5 s rather than ~40 s; 3,000 active HMMs took ~10 s) and
+    # loses few words that the slower settings got right.
+    return english_decoder(dict="cmudict-en-us.dict", lm="en-us.lm.bin", fwdflat=False, maxhmmpf=1500)
 
 
 def _pcm16(samples16k: np.ndarray) -> np.ndarray:
@@ -571,7 +543,7 @@ def align_transcript(samples: np.ndarray, sample_rate: int, transcript: str, *, 
         raise InputRejected(_EMPTY_SENTENCE, field="transcript", code="transcript_empty")
     samples16k = resample(np.asarray(samples, np.float32).reshape(-1), sample_rate, RATE)
     duration = len(samples16k) / RATE
-    english = _language(voice).startswith("en")
+    english = is_english(voice)
     regions = voice_activity(samples16k, RATE)
     spoken = sum(end - start for start, end in regions)
     alphabet = "arpabet" if english else "espeak"

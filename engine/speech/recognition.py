@@ -135,26 +135,25 @@ def voice_activity(samples: np.ndarray, sample_rate: int) -> list[tuple[float, f
 _DECODER_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=1)
-def _decoder():
+def english_decoder(**search):
+    """A PocketSphinx decoder on the bundled en-US acoustic model, 16 kHz, batch cepstral mean
+    normalisation, no dither of its own (callers dither per utterance, so results repeat);
+    ``search`` names the model files relative to the bundled ``en-us`` folder (``lm``,
+    ``dict``, ``allphone``) and the search settings."""
     from pocketsphinx import Config, Decoder, get_model_path
 
-    models = get_model_path()
-    config = Config(
-        hmm=os.path.join(models, "en-us", "en-us"),
-        allphone=os.path.join(models, "en-us", "en-us-phone.lm.bin"),
-        lm=None,
-        dict=None,
-        allphone_ci=True,
-        lw=0.8,
-        beam=1e-20,
-        pbeam=1e-20,
-        cmn="batch",
-        dither=False,  # we dither ourselves, per utterance, so results repeat (see recognize)
-        samprate=SAMPLE_RATE,
-        loglevel="FATAL",
-    )
+    folder = os.path.join(get_model_path(), "en-us")
+    files = {name: search.pop(name) for name in ("lm", "dict", "allphone") if name in search}
+    files = {name: os.path.join(folder, file) if file else None for name, file in files.items()}
+    config = Config(hmm=os.path.join(folder, "en-us"), cmn="batch", dither=False, samprate=SAMPLE_RATE,
+                    loglevel="FATAL", **files, **search)
     return Decoder(config)
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder():
+    return english_decoder(allphone="en-us-phone.lm.bin", lm=None, dict=None, allphone_ci=True, lw=0.8,
+                           beam=1e-20, pbeam=1e-20)
 
 
 def _decode_utterance(pcm16: np.ndarray) -> list[tuple[str, float, float]]:
