@@ -28,7 +28,8 @@ class ProviderAvatarAdmin(admin.ModelAdmin):
     list_filter = ["status", "account__provider"]
     search_fields = ["avatar__name", "provider_avatar_id", "task_id"]
     raw_id_fields = ["avatar", "account"]
-    readonly_fields = ["task_id", "task_data", "provider_avatar_id", "raw_status", "error", "created_at", "updated_at"]
+    readonly_fields = ["task_id", "task_data", "provider_avatar_id", "raw_status", "note", "error", "created_by",
+                       "created_at", "updated_at"]
 
 
 @admin.register(RemoteJob)

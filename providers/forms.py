@@ -2,6 +2,7 @@
 
 from django import forms
 
+from avatars.models import Avatar
 from engine.remote import PROVIDERS, OptionSpec
 from providers.models import PROVIDER_CHOICES
 
@@ -92,3 +93,51 @@ def provider_options_from(provider: str, cleaned_data: dict) -> tuple[str, dict]
             continue
         options[spec.name] = value
     return voice, options
+
+
+class CustomisationForm(forms.Form):
+    """Customise one of the team's avatars at a provider (Tencent) from files on its own storage.
+    Field names are the engine's, so a refusal lands next to the field it is about."""
+
+    account = forms.ChoiceField(label="Account")
+    avatar = forms.ChoiceField(label="Avatar", help_text="The studio avatar the customised one stands for.")
+    name = forms.CharField(max_length=50, label="Anchor name",
+                           help_text="2–50 characters: Chinese characters, letters, numbers, _ or - (no spaces); "
+                                     "not used before on the account.")
+    gender = forms.ChoiceField(choices=[("female", "Female"), ("male", "Male")])
+    source = forms.CharField(max_length=1000, label="Material on Tencent COS",
+                             help_text="The address of the video (…/video/….mp4) or, for a photo avatar, the "
+                                       "photo (…/photo/….png) you uploaded to Tencent COS from its console.")
+
+    def __init__(self, *args, accounts, avatars, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accounts = {str(a.pk): a for a in accounts}
+        self.avatars = {str(a.pk): a for a in avatars}
+        self.fields["account"].choices = [(k, a.choice_label) for k, a in self.accounts.items()]
+        self.fields["avatar"].choices = [(k, f"{a.name} ({a.get_kind_display().lower()})")
+                                         for k, a in self.avatars.items()]
+        self.option_names: list[str] = []
+        for provider in {a.provider for a in accounts}:
+            for spec in PROVIDERS[provider].capabilities.avatar_options:
+                if spec.name not in self.fields:
+                    self.fields[spec.name] = _option_field(spec)
+                    self.option_names.append(spec.name)
+
+    def clean_account(self):
+        return self.accounts[self.cleaned_data["account"]]
+
+    def clean_avatar(self) -> Avatar:
+        return self.avatars[self.cleaned_data["avatar"]]
+
+    def options(self) -> dict:
+        specs = {s.name: s for a in self.accounts.values() for s in PROVIDERS[a.provider].capabilities.avatar_options}
+        provider_specs = {s.name for s in PROVIDERS[self.cleaned_data["account"].provider].capabilities.avatar_options}
+        options = {}
+        for name in self.option_names:
+            value = self.cleaned_data.get(name)
+            spec = specs[name]
+            if name not in provider_specs or value in (None, "") or (spec.kind == "bool" and value is False
+                                                                    and not spec.default):
+                continue
+            options[name] = value
+        return options

@@ -61,7 +61,9 @@ class ProviderAccount(models.Model):
 
 
 class ProviderAvatar(models.Model):
-    """An avatar made at a provider (A2E training) for one account, reused by later renders."""
+    """An avatar made at a provider for one account: trained by A2E for a render (and reused by
+    later renders), saved by TopView from a render, or customised at Tencent by a team owner from
+    files on Tencent's own storage (kept for Tencent's other products; renders use footage)."""
 
     class Status(models.TextChoices):
         STARTING = "starting", "Starting"
@@ -76,7 +78,9 @@ class ProviderAvatar(models.Model):
     task_data = models.JSONField(default=dict, blank=True)
     provider_avatar_id = models.CharField(max_length=200, blank=True)
     raw_status = models.CharField(max_length=60, blank=True)
+    note = models.CharField(max_length=200, blank=True, help_text="What the provider is waiting for, if anything.")
     error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -458,9 +458,12 @@ def _spoken_script(job: RemoteJob, render: Render, uploads: bool, workdir: Path,
 
 
 def _engine_options(account: ProviderAccount) -> dict:
+    options = {}
+    if account.provider in settings.PROVIDER_BASE_URLS:
+        options["base_url"] = settings.PROVIDER_BASE_URLS[account.provider]
     if account.provider == "a2e":
-        return {"probe_urls": settings.PROVIDER_PROBE_URLS}
-    return {}
+        options["probe_urls"] = settings.PROVIDER_PROBE_URLS
+    return options
 
 
 def _callback_url(job: RemoteJob) -> str:
@@ -514,14 +517,122 @@ def _provider_avatar_poll(pk, engine: ProviderEngine) -> ProviderAvatar | None:
     if pa is None or pa.status != ProviderAvatar.Status.TRAINING:
         return pa
     status = engine.avatar_status(ProviderTask(engine.name, "avatar", pa.task_id, pa.task_data))
-    fields = {"raw_status": status.raw_status[:60], "updated_at": timezone.now()}
+    fields = {"raw_status": status.raw_status[:60], "note": status.note[:200], "updated_at": timezone.now()}
     if status.state == "succeeded" and status.avatar_id:
         fields.update(status=ProviderAvatar.Status.READY, provider_avatar_id=status.avatar_id)
+    elif status.state == "succeeded" and provider_customises(engine.name):
+        # No render waits on a customisation, so a missing id is a note, not a reason to keep asking.
+        fields.update(status=ProviderAvatar.Status.READY,
+                      note=f"{engine.label} finished without naming the avatar's key; it is in the {engine.label} "
+                           "console.")
     elif status.state == "failed":
         fields.update(status=ProviderAvatar.Status.FAILED, error=status.error or f"{engine.label} could not train the avatar.")
     ProviderAvatar.objects.filter(pk=pa.pk, status=ProviderAvatar.Status.TRAINING).update(**fields)
     pa.refresh_from_db()
     return pa
+
+
+# --- avatars a team owner customises at a provider (Tencent) ----------------------------------
+
+# Tencent's customisation waits on people (demo confirmation, manual review) for days.
+CUSTOMISATION_CHECK_SECONDS = 600
+CUSTOMISATION_CHECK_DAYS = 14
+
+
+def provider_customises(provider: str) -> bool:
+    """A provider whose avatar step is a product of its own that an owner starts (Tencent's
+    customisation): it makes avatars, yet renders from footage, so no render ever starts one."""
+    caps = PROVIDERS[provider].capabilities
+    return (caps.avatar_video or caps.avatar_image) is not None and not caps.render_avatar_id
+
+
+def provider_customisation_accounts(*, team: Team) -> list[ProviderAccount]:
+    return [a for a in ProviderAccount.objects.filter(team=team) if provider_customises(a.provider)]
+
+
+def provider_avatar_customise(
+    *, avatar: Avatar, account: ProviderAccount, user: AbstractUser, name: str, gender: str, material_url: str,
+    options: dict | None = None,
+) -> ProviderAvatar:
+    """Send `avatar`'s customisation to `account`'s provider, checked first against its rules.
+
+    The material and authorisation letters are URLs on the provider's own storage (Tencent COS
+    paths …/video/, …/photo/, …/idcard/, …/audio/): its document gives no way to put files there
+    but its console, so the owner uploads them there and pastes the addresses.
+    """
+    label = account.provider_label
+    if account.team_id != avatar.team_id:
+        raise InputRejected("That provider account is not in this team.", field="account", code="engine")
+    if not provider_customises(account.provider):
+        raise InputRejected(f"{label} has no separate customisation: it makes the avatar from the studio's own "
+                            "files when a render needs one.", field="account", code="provider_no_customisation")
+    if avatar.status != Avatar.Status.READY:
+        raise InputRejected("Choose an avatar that is ready.", field="avatar", code="avatar_not_ready")
+    material_url = material_url.strip()
+    request = AvatarRequest(
+        name=name, gender=gender, kind=avatar.kind or Avatar.Kind.VIDEO,
+        source=Media(url=material_url, format=Path(urlsplit(material_url).path).suffix.lstrip(".").lower()),
+        options={k: v for k, v in (options or {}).items() if v not in (None, "")},
+    )
+    with engine_for(account.provider, account.credentials(), **_engine_options(account)) as engine:
+        engine.check_avatar(request)
+        pa, created = ProviderAvatar.objects.get_or_create(avatar=avatar, account=account,
+                                                           defaults={"created_by": user})
+        if not created and pa.status == ProviderAvatar.Status.STARTING \
+                and pa.updated_at < timezone.now() - STARTING_LOST_AFTER:
+            # The request that sent it died before Tencent's answer was saved: the owner looks first.
+            ProviderAvatar.objects.filter(pk=pa.pk, status=pa.status).update(
+                status=ProviderAvatar.Status.FAILED, error=LOST_TRACK.format(provider=label), updated_at=timezone.now())
+            raise InputRejected(LOST_TRACK.format(provider=label), field="avatar", code="provider_lost_track")
+        restarted = not created and ProviderAvatar.objects.filter(pk=pa.pk, status=ProviderAvatar.Status.FAILED).update(
+            status=ProviderAvatar.Status.STARTING, task_id="", task_data={}, provider_avatar_id="", raw_status="",
+            note="", error="", created_by=user, created_at=timezone.now(), updated_at=timezone.now())
+        if not (created or restarted):
+            raise InputRejected(f"This avatar is already {pa.get_status_display().lower()} at {label} on that "
+                                "account.", field="avatar", code="provider_avatar_exists")
+        try:
+            task = engine.start_avatar(request)
+        except BaseException as error:
+            lost = isinstance(error, TransientProviderError) and error.code == "timeout"
+            message = LOST_TRACK.format(provider=label) if lost else str(error)
+            ProviderAvatar.objects.filter(pk=pa.pk).update(status=ProviderAvatar.Status.FAILED, error=message,
+                                                           updated_at=timezone.now())
+            raise
+    ProviderAvatar.objects.filter(pk=pa.pk).update(
+        status=ProviderAvatar.Status.TRAINING, task_id=task.task_id,
+        task_data={**task.data, "anchor_name": request.name.strip()}, updated_at=timezone.now())
+    log.info("provider avatar %s: %s task %s started for avatar %s", pa.pk, account.provider, task.task_id, avatar.pk)
+    transaction.on_commit(lambda: enqueue_avatar_check(pa.pk, CUSTOMISATION_CHECK_SECONDS))
+    pa.refresh_from_db()
+    return pa
+
+
+def provider_avatar_check(*, provider_avatar_id, scheduled: bool = False) -> ProviderAvatar | None:
+    """Ask the provider how a customisation is going. A scheduled check books the next one until
+    it ends or CUSTOMISATION_CHECK_DAYS have passed (after that, the team page's "Check now")."""
+    pa = ProviderAvatar.objects.select_related("account").filter(pk=provider_avatar_id).first()
+    if pa is None or pa.status != ProviderAvatar.Status.TRAINING:
+        return pa
+    label = pa.account.provider_label
+    try:
+        with engine_for(pa.account.provider, pa.account.credentials(), **_engine_options(pa.account)) as engine:
+            pa = _provider_avatar_poll(pa.pk, engine)
+    except (ProviderError, crypto.CredentialsUnreadable) as error:
+        # Our check failed, not the customisation: say so and keep checking.
+        reason = str(error) if isinstance(error, ProviderError) else "the stored key cannot be read"
+        ProviderAvatar.objects.filter(pk=pa.pk).update(note=f"The last check at {label} failed: {reason}"[:200],
+                                                       updated_at=timezone.now())
+        pa.refresh_from_db()
+    if scheduled and pa is not None and pa.status == ProviderAvatar.Status.TRAINING \
+            and timezone.now() - pa.created_at < timedelta(days=CUSTOMISATION_CHECK_DAYS):
+        enqueue_avatar_check(pa.pk, CUSTOMISATION_CHECK_SECONDS)
+    return pa
+
+
+def enqueue_avatar_check(provider_avatar_id, countdown: float) -> None:
+    from providers.tasks import provider_avatar_check as task
+
+    task.apply_async((provider_avatar_id,), countdown=countdown, queue="remote")
 
 
 # --- finishing --------------------------------------------------------------------------------

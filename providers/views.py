@@ -1,14 +1,16 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from avatars.models import Avatar
 from engine.errors import InputRejected
-from providers import services
-from providers.forms import ProviderAccountForm
-from providers.models import ProviderAccount
+from engine.remote import ProviderError
+from providers import crypto, services
+from providers.forms import CustomisationForm, ProviderAccountForm
+from providers.models import ProviderAccount, ProviderAvatar
 from studio.access import require_owner, team_object_or_404
 
 
@@ -39,6 +41,53 @@ def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
     services.provider_account_delete(account=account)
     messages.success(request, f"{account.provider_label} account “{account.label}” removed.")
     return redirect("/team/#provider-accounts")
+
+
+@login_required
+def customise(request: HttpRequest) -> HttpResponse:
+    """Customise one of the team's avatars at a provider that has a customisation of its own (Tencent)."""
+    require_owner(request)
+    accounts = services.provider_customisation_accounts(team=request.team)
+    avatars = Avatar.objects.filter(team=request.team, status=Avatar.Status.READY).order_by("name")
+    if not accounts:
+        messages.info(request, "Add a Tencent account first: customisation happens on the team's own account.")
+        return redirect("/team/#provider-accounts")
+    form = CustomisationForm(request.POST or None, accounts=accounts, avatars=avatars)
+    if request.method == "POST" and form.is_valid():
+        account = form.cleaned_data["account"]
+        try:
+            made = services.provider_avatar_customise(
+                avatar=form.cleaned_data["avatar"], account=account, user=request.user,
+                name=form.cleaned_data["name"], gender=form.cleaned_data["gender"],
+                material_url=form.cleaned_data["source"], options=form.options())
+        except InputRejected as error:
+            form.add_error(error.field if error.field in form.fields else None, str(error))
+        except ProviderError as error:
+            form.add_error(None, str(error))
+        except crypto.CredentialsUnreadable:
+            form.add_error("account", "The studio can no longer read this account's key; remove the account and "
+                                      "add it again.")
+        else:
+            messages.success(request, f"Sent to {account.provider_label} (task {made.task_id}). The team page shows "
+                                      "how it is going; Tencent may ask you to confirm the demo in its console.")
+            return redirect("/team/#provider-avatars")
+    elif request.method == "GET":
+        first = next(iter(form.avatars.values()), None)
+        if first is not None:
+            form.initial.update(gender=first.gender or "female")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "providers/customise_page.html", {"form": form}, status=status)
+
+
+@login_required
+@require_POST
+def customisation_check(request: HttpRequest, provider_avatar_id: int) -> HttpResponse:
+    require_owner(request)
+    pa = get_object_or_404(ProviderAvatar, pk=provider_avatar_id, account__team=request.team)
+    pa = services.provider_avatar_check(provider_avatar_id=pa.pk)
+    messages.info(request, f"{pa.account.provider_label} says: {pa.get_status_display()}"
+                           f"{' — ' + pa.note if pa.note else ''}.")
+    return redirect("/team/#provider-avatars")
 
 
 @csrf_exempt

@@ -262,6 +262,9 @@ PROVIDER_DOWNLOAD_TIMEOUT_SECONDS = envint("PROVIDER_DOWNLOAD_TIMEOUT_SECONDS", 
 # A2E reads a file's type from its URL's answer: fetch one byte of each URL before sending it.
 # Turn off where the workers cannot reach PUBLIC_BASE_URL themselves.
 PROVIDER_PROBE_URLS = envbool("PROVIDER_PROBE_URLS", "1")
+# A provider's API at another address than its document's (Tencent's other regions, a sandbox):
+# "tencent=https://gw.tvs.qq.com,newportai=https://…".
+PROVIDER_BASE_URLS = dict(item.split("=", 1) for item in envlist("PROVIDER_BASE_URLS", "") if "=" in item)
 
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "0" if DEBUG else "1")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -308,7 +311,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     # django-axes logs every sign-in at INFO; failures and lockouts still show as warnings.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # httpx logs each request's full URL at INFO, and some carry a credential (Tencent's signature,
+    # presigned upload URLs); the provider engines log method, host and path themselves.
+    "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 # Mail (team invitations). Without EMAIL_HOST nothing is sent: owners pass the link on themselves.
 EMAIL_HOST = os.getenv("EMAIL_HOST", "")

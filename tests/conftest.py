@@ -56,9 +56,10 @@ def s3_server():
 
 
 @pytest.fixture
-def embedded_worker(tmp_path, settings):
-    """A Celery worker thread on a real broker: REDIS_URL when set (the scale-out path),
-    else the embedded redis-server that `make run` uses."""
+def real_broker(tmp_path, settings):
+    """A real broker that tasks go to instead of running inline: REDIS_URL when set (the
+    scale-out path), else the embedded redis-server that `make run` uses. Yields its URL, for
+    worker processes of a test's own."""
     server = None
     if settings.REDIS_URL:
         url = settings.REDIS_URL

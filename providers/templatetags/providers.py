@@ -2,7 +2,9 @@
 
 from django import template
 
+from providers import services
 from providers.forms import ProviderAccountForm
+from providers.models import ProviderAvatar
 
 register = template.Library()
 
@@ -13,5 +15,8 @@ def provider_accounts(context) -> dict:
     membership = getattr(request, "membership", None)
     is_owner = membership is not None and membership.is_owner
     accounts = request.team.provider_accounts.select_related("created_by") if is_owner else []
-    return {"is_owner": is_owner, "accounts": accounts, "form": ProviderAccountForm(),
-            "csrf_token": context.get("csrf_token")}
+    made = ProviderAvatar.objects.filter(account__team=request.team).select_related("avatar", "account").order_by(
+        "-created_at") if is_owner else []
+    can_customise = is_owner and bool(services.provider_customisation_accounts(team=request.team))
+    return {"is_owner": is_owner, "accounts": accounts, "form": ProviderAccountForm(), "provider_avatars": made,
+            "can_customise": can_customise, "csrf_token": context.get("csrf_token")}

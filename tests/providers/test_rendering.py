@@ -349,3 +349,55 @@ def test_topview_gets_the_files_uploaded_and_its_saved_avatar_is_reused(world, m
     assert credential.call_count == 1  # the second render uploaded nothing
     assert reloaded(second).status == Render.Status.SUCCEEDED
     assert "tv-live-SECRET-key-777" not in world.caplog.text
+
+
+def _still_working(provider, mock, world):
+    """Routes under which `provider` accepts the render and then never finishes it; its account."""
+    if provider == "newportai":
+        mock.post(NP_SUBMIT).mock(return_value=np_ok({"taskId": "np-slow"}))
+        mock.post(NP_POLL).mock(return_value=np_ok({"task": {"taskId": "np-slow", "status": 2}}))
+        return world.newport
+    if provider == "tencent":
+        mock.post(TC_SUBMIT).mock(return_value=tc_ok({"TaskId": "tc-slow"}))
+        mock.post(TC_POLL).mock(return_value=tc_ok({"TaskId": "tc-slow", "Status": "MAKING", "Progress": 10}))
+        return world.tencent
+    if provider == "a2e":  # the avatar's training is what never ends
+        mock.post(f"{A2E}/userVideoTwin/startTraining").mock(return_value=a2e_ok({"_id": "twin-slow"}))
+        mock.get(f"{A2E}/userVideoTwin/twin-slow").mock(
+            return_value=a2e_ok({"_id": "twin-slow", "current_status": "sent"}))
+        return world.a2e
+    base = "https://api.topview.ai/v1"
+    mock.get(f"{base}/upload/credential").mock(return_value=httpx.Response(200, json={
+        "code": "200", "result": {"uploadUrl": "https://bucket.topview.example/up?sig=1", "fileId": "file-1"}}))
+    mock.put("https://bucket.topview.example/up").mock(return_value=httpx.Response(200))
+    mock.post(f"{base}/video_avatar/task/submit").mock(
+        return_value=httpx.Response(200, json={"code": "200", "result": {"taskId": "tv-slow"}}))
+    mock.get(f"{base}/video_avatar/task/query").mock(
+        return_value=httpx.Response(200, json={"code": "200", "result": {"status": "processing"}}))
+    return services.provider_account_create(team=world.team, user=world.alice, provider="topview", label="TV",
+                                            credentials={"api_key": "tv-live-SECRET-key-777", "uid": "u-1"})
+
+
+@pytest.mark.parametrize(("provider", "label", "waited"), [
+    ("a2e", "A2E", "train the avatar"),
+    ("newportai", "NewportAI", "finish the video"),
+    ("tencent", "Tencent", "finish the video"),
+    ("topview", "TopView", "finish the video"),
+])
+def test_a_provider_that_never_finishes_is_given_up_at_the_deadline(world, mock, settings, provider, label, waited):
+    settings.PROVIDER_PROBE_URLS = False
+    world.video_avatar.width, world.video_avatar.height = 1280, 720  # within every provider's size rules
+    world.video_avatar.save()
+    account = _still_working(provider, mock, world)
+    render = queued_render(avatar=world.video_avatar, user=world.alice)
+    job = poll(start(render, account))
+    assert reloaded(render).status == Render.Status.RUNNING and job.state in (RemoteJob.State.POLLING,
+                                                                              RemoteJob.State.TRAINING)
+    assert job.deadline is not None
+    RemoteJob.objects.filter(pk=job.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    calls = len(mock.calls)
+    job = poll(job)
+    render = reloaded(render)
+    assert render.status == Render.Status.FAILED and job.state == RemoteJob.State.FAILED
+    assert render.error.startswith(f"{label} did not {waited} in the time the studio waits")
+    assert len(mock.calls) == calls  # past the deadline the provider is not asked again

@@ -40,6 +40,8 @@ def sent(route):
     request = route.calls.last.request
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert request.headers["x-lang"] == "en-US"
+    if request.content:
+        assert request.method == "POST" and request.headers["Content-Type"] == "application/json"
     return json.loads(request.content) if request.content else None
 
 
