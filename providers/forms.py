@@ -68,8 +68,17 @@ def provider_option_fields(provider: str) -> dict[str, forms.Field]:
     return fields
 
 
+# Option names are identifiers; their labels spell these words as people write them.
+_LABEL_WORDS = {"url": "URL", "pdf": "PDF", "id": "ID", "ref": "reference", "fps": "FPS", "ssml": "SSML"}
+
+
+def _option_label(name: str) -> str:
+    label = " ".join(_LABEL_WORDS.get(word, word) for word in name.split("_"))
+    return label[:1].upper() + label[1:]
+
+
 def _option_field(spec: OptionSpec) -> forms.Field:
-    common = {"required": False, "help_text": spec.help, "label": spec.name.replace("_", " ").capitalize()}
+    common = {"required": False, "help_text": spec.help, "label": _option_label(spec.name)}
     if spec.kind == "bool":
         return forms.BooleanField(initial=spec.default, **common)
     if spec.kind == "int":
@@ -95,6 +104,34 @@ def provider_options_from(provider: str, cleaned_data: dict) -> tuple[str, dict]
     return voice, options
 
 
+COS_ADDRESS = "https://<bucket>.cos.<region>.myqcloud.com/…"
+
+# The engine's option specs name Tencent's API; an owner filling in the form reads these instead.
+CUSTOMISATION_OPTION_TEXT = {
+    "make_type": ("Customisation type",
+                  "Video avatars only: Instant takes 1–10 minutes of footage, Studio and 4K Studio 2–10 (4K "
+                  "Studio in 4K). A photo is always a Photo Avatar: leave this at Tencent's default for one."),
+    "identity_video_url": ("Authorisation letter (video)",
+                           "An MP4 under …/idcard/ on Tencent COS. A video avatar needs this letter or the PDF "
+                           "one."),
+    "identity_pdf_url": ("Authorisation letter (PDF)", "A signed letter, a PDF under …/idcard/ on Tencent COS."),
+    "keep_background": ("Keep the original background",
+                        "Keep what is behind the person in the material (Tencent's IsHaveBackground)."),
+    "notes": ("Notes for Tencent", "Up to 100 characters, for the people who review the material."),
+    "demo_text": ("Demo script", "What the avatar says in the demo Tencent makes for you to confirm: 4–1000 "
+                                 "characters, SSML allowed."),
+    "demo_audio_url": ("Demo audio", "A voice for that demo: WAV, MP3, WMA, M4A or AAC up to 10 MB under "
+                                     "…/audio/ on Tencent COS."),
+}
+MAKE_TYPE_CHOICES = {"": "Tencent's default (Instant)", "IMAGE": "Studio (IMAGE)",
+                     "IMAGE_GENERAL": "Instant (IMAGE_GENERAL)", "IMAGE_4K": "4K Studio (IMAGE_4K)"}
+
+
+def _cos_attrs(folder: str, name: str) -> dict[str, str]:
+    return {"placeholder": f"{COS_ADDRESS}/{folder}/{name}", "spellcheck": "false", "autocapitalize": "off",
+            "inputmode": "url"}
+
+
 class CustomisationForm(forms.Form):
     """Customise one of the team's avatars at a provider (Tencent) from files on its own storage.
     Field names are the engine's, so a refusal lands next to the field it is about."""
@@ -102,12 +139,17 @@ class CustomisationForm(forms.Form):
     account = forms.ChoiceField(label="Account")
     avatar = forms.ChoiceField(label="Avatar", help_text="The studio avatar the customised one stands for.")
     name = forms.CharField(max_length=50, label="Anchor name",
-                           help_text="2–50 characters: Chinese characters, letters, numbers, _ or - (no spaces); "
-                                     "not used before on the account.")
+                           help_text="Its name at Tencent: 2–50 Chinese characters, letters, numbers, _ or -, no "
+                                     "spaces, not used before on this account.",
+                           error_messages={"required": "Give the avatar a name at Tencent, e.g. Anna_studio."},
+                           widget=forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "off"}))
     gender = forms.ChoiceField(choices=[("female", "Female"), ("male", "Male")])
     source = forms.CharField(max_length=1000, label="Material on Tencent COS",
-                             help_text="The address of the video (…/video/….mp4) or, for a photo avatar, the "
-                                       "photo (…/photo/….png) you uploaded to Tencent COS from its console.")
+                             help_text="The address of the video (an MP4 or MOV under …/video/) or, for a photo "
+                                       "avatar, of the photo (under …/photo/) you uploaded to Tencent COS.",
+                             error_messages={"required": "Paste the address of the video or photo you uploaded to "
+                                                         "Tencent COS."},
+                             widget=forms.TextInput(attrs=_cos_attrs("video", "presenter.mp4")))
 
     def __init__(self, *args, accounts, avatars, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,6 +164,22 @@ class CustomisationForm(forms.Form):
                 if spec.name not in self.fields:
                     self.fields[spec.name] = _option_field(spec)
                     self.option_names.append(spec.name)
+        for name, (label, help_text) in CUSTOMISATION_OPTION_TEXT.items():
+            if name in self.fields:
+                self.fields[name].label, self.fields[name].help_text = label, help_text
+        if "make_type" in self.fields:
+            field = self.fields["make_type"]
+            field.choices = [(value, MAKE_TYPE_CHOICES.get(value, label)) for value, label in field.choices]
+            # Tencent's default is Instant for a video and the only choice it takes for a photo.
+            field.initial = ""
+        for name, folder, example in (("identity_video_url", "idcard", "letter.mp4"),
+                                      ("identity_pdf_url", "idcard", "letter.pdf"),
+                                      ("demo_audio_url", "audio", "hello.wav")):
+            if name in self.fields:
+                self.fields[name].widget.attrs.update(_cos_attrs(folder, example))
+        if "demo_text" in self.fields:
+            field = self.fields["demo_text"]
+            field.widget = forms.Textarea(attrs={**field.widget.attrs, "rows": 3})
 
     def clean_account(self):
         return self.accounts[self.cleaned_data["account"]]
