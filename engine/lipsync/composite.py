@@ -1,8 +1,9 @@
 """Compositing: a chosen mouth crop onto a background frame, in place of its lower face.
 
 The chosen lower face is warped onto the background frame with the frames' transforms plus
-a small displacement toward the target lip shape (``lip_correction_field``: lips pressed
-together for every p/b/m), blended with a feathered mask that covers both chins,
+two small displacements: toward the target lip shape (``lip_correction_field``: lips pressed
+together for every p/b/m) and onto the background's jaw line (``jaw_fit_field``), all three
+in one resampling. It is blended with a feathered mask inside the background's own lower face,
 colour-matched in Lab on a ring around the mask (smoothed over time), and cross-faded at
 non-consecutive joins. All pixel work happens on the region of interest of the decoded YUV
 planes: untouched pixels are copied.
@@ -10,7 +11,6 @@ planes: untouched pixels are copied.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -174,11 +174,7 @@ class MouthCompositor:
             y_c = cv2.addWeighted(y_c, 1.0 - fade, fade_crop[0], fade, 0.0)
             u_c = cv2.addWeighted(u_c, 1.0 - fade, fade_crop[1], fade, 0.0)
             v_c = cv2.addWeighted(v_c, 1.0 - fade, fade_crop[2], fade, 0.0)
-        if correction is not None:
-            y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), correction)
         fit = jaw_fit_field(lib.points[source], lib.points[background], self.origin, (self.cw, self.ch), self.iod)
-        if fit is not None:
-            y_c, u_c, v_c = _apply_correction(cv2, (y_c, u_c, v_c), fit)
         mask = self.masks(background, source)
         x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
         if w == 0 or h == 0:
@@ -202,13 +198,34 @@ class MouthCompositor:
         shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
         m = (shift @ crop_to_frame)[:2].astype(np.float32)
         mc = chroma_matrix(m)
-        # Luma bicubic: a bilinear warp at a fractional shift averages neighbouring pixels,
-        # and the crop is resampled twice on its way (footage → atlas → frame): visibly
-        # softer than the untouched upper face. Chroma (half size, and soft) stays bilinear.
-        flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
+        fields = [field for field in (fit, correction) if field is not None]
         planes = yuv_planes(frame)
-        self._update_colour(lambda: self.ring(mask, background, source), (y_c, u_c, v_c), planes, half_to_frame)
+
+        def crop_points(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # where in the chosen crop a corrected crop's pixel comes from: the jaw fit was
+            # made for the lip-corrected crop, so it is undone first
+            for field in fields:
+                px, py = field.source(px, py)
+            return px, py
+
+        self._update_colour(lambda: self.ring(mask, background, source), (y_c, u_c, v_c), planes, half_to_frame,
+                            crop_points)
         y_c, u_c, v_c = self._corrected(y_c, u_c, v_c)
+
+        # One resampling from the crop into the frame: the ROI's pixels are traced back through
+        # the placement, the jaw fit and the lip-shape correction together (each smooth, so
+        # traced on the chroma grid and interpolated up for luma). Resampling at each step
+        # would soften the mouth once per step.
+        to_crop_roi = invert_transform(m)
+        cx = np.arange(rw // 2, dtype=np.float32) * 2.0 + 0.5
+        cy = np.arange(rh // 2, dtype=np.float32) * 2.0 + 0.5
+        gx = (to_crop_roi[0, 0] * cx[None, :] + to_crop_roi[0, 1] * cy[:, None] + to_crop_roi[0, 2]).astype(np.float32)
+        gy = (to_crop_roi[1, 0] * cx[None, :] + to_crop_roi[1, 1] * cy[:, None] + to_crop_roi[1, 2]).astype(np.float32)
+        gx, gy = crop_points(gx, gy)
+        half_map = cv2.merge([gx, gy])
+        luma_map = cv2.resize(half_map, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        # chroma sample (i, j) sits at luma (2i + 0.5, 2j + 0.5)
+        chroma_map = (half_map - 0.5) * 0.5
 
         # the mask: half-resolution crop → chroma-sized ROI (one small warp), then ×2 for luma
         # (the half-resolution mask lies on the crop's chroma grid, so the chroma matrix fits)
@@ -216,9 +233,14 @@ class MouthCompositor:
         alpha = cv2.resize(a2, (rw, rh), interpolation=cv2.INTER_LINEAR)
         alpha[alpha < 0.01] = 0.0
         a2[a2 < 0.01] = 0.0
-        y_s = cv2.warpAffine(y_c, m, (rw, rh), flags=cv2.INTER_CUBIC, borderMode=border)
-        u_s = cv2.warpAffine(u_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
-        v_s = cv2.warpAffine(v_c, mc, (rw // 2, rh // 2), flags=flags, borderMode=border)
+        # Luma bicubic: a bilinear warp at a fractional shift averages neighbouring pixels,
+        # and the crop is resampled twice on its way (footage → atlas → frame): visibly
+        # softer than the untouched upper face. Chroma (half size, and soft) stays bilinear.
+        # (The lip correction and the jaw fit used to resample the crop once more each.)
+        border = cv2.BORDER_REPLICATE
+        y_s = cv2.remap(y_c, luma_map, None, cv2.INTER_CUBIC, borderMode=border)
+        u_s = cv2.remap(u_c, chroma_map, None, cv2.INTER_LINEAR, borderMode=border)
+        v_s = cv2.remap(v_c, chroma_map, None, cv2.INTER_LINEAR, borderMode=border)
 
         out = _copy_frame(frame)
         out_planes = yuv_planes(out)
@@ -250,7 +272,8 @@ class MouthCompositor:
         pasted_f, under_f = pasted.astype(np.float32), under.astype(np.float32)
         low_s = cv2.GaussianBlur(pasted_f, (0, 0), BAND_SIGMA)
         low_b = cv2.GaussianBlur(under_f, (0, 0), BAND_SIGMA)
-        fine_s, fine_b = pasted_f - low_s, under_f - low_b
+        fine_s = cv2.subtract(pasted_f, low_s)
+        fine_b = cv2.subtract(under_f, low_b)
 
         skin = (alpha > 0.6).astype(np.uint8)
         mouths = np.zeros_like(skin)
@@ -267,8 +290,13 @@ class MouthCompositor:
 
         switch = np.clip((alpha - 0.5) * DETAIL_SWITCH + 0.5, 0.0, 1.0)
         # = alpha·low_s + (1 − alpha)·low_b + switch·gain·fine_s + (1 − switch)·fine_b
-        blended = under_f + alpha * (low_s - low_b) + switch * (gain * fine_s - fine_b)
-        out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        coarse = cv2.subtract(low_s, low_b)
+        coarse *= alpha
+        fine = cv2.addWeighted(fine_s, gain, fine_b, -1.0, 0.0)
+        fine *= switch
+        coarse += fine
+        coarse += under_f
+        out = np.clip(coarse + 0.5, 0, 255).astype(np.uint8)
         np.copyto(out, under, where=alpha <= 0.0)
         return out
 
@@ -284,10 +312,12 @@ class MouthCompositor:
         v_lut = np.clip(levels + dv + 0.5, 0, 255).astype(np.uint8)
         return cv2.LUT(y_c, y_lut), cv2.LUT(u_c, u_lut), cv2.LUT(v_c, v_lut)
 
-    def _update_colour(self, ring: Callable[[], np.ndarray], crop, planes, half_to_frame: np.ndarray) -> None:
+    def _update_colour(self, ring: Callable[[], np.ndarray], crop, planes, half_to_frame: np.ndarray,
+                       crop_points: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
         """Lab statistics on the ring just outside the mask: the source's mean colour is moved
         to the background's and its lightness contrast scaled, smoothed over time. ``ring``
-        draws the ring, only on the frames that measure."""
+        draws the ring, only on the frames that measure; ``crop_points`` traces a corrected
+        crop's pixels back to the chosen crop's."""
         self._frames_since_colour += 1
         if self.colour is not None and self._frames_since_colour < self.COLOUR_EVERY:
             return  # lighting changes slowly; the running value carries over
@@ -298,9 +328,10 @@ class MouthCompositor:
         step = max(1, rows.size // self.RING_POINTS)
         rows, cols = rows[::step], cols[::step]
         y_c, u_c, v_c = crop
-        # the crop at those points (full-resolution crop pixel = 2 × half + 0.5)
-        cy = np.minimum(rows * 2, y_c.shape[0] - 1)
-        cx = np.minimum(cols * 2, y_c.shape[1] - 1)
+        # the corrected crop at those points (full-resolution crop pixel = 2 × half + 0.5)
+        px, py = crop_points((cols * 2).astype(np.float32)[None, :], (rows * 2).astype(np.float32)[None, :])
+        cy = np.clip(np.round(py[0]).astype(np.int64), 0, y_c.shape[0] - 1)
+        cx = np.clip(np.round(px[0]).astype(np.int64), 0, y_c.shape[1] - 1)
         src = np.stack([y_c[cy, cx], u_c[cy // 2, cx // 2], v_c[cy // 2, cx // 2]], axis=1).astype(np.float32)
         # the background frame at the same places
         where = apply_transform(half_to_frame[:2].astype(np.float32),
@@ -320,17 +351,31 @@ class MouthCompositor:
         self.colour = current if self.colour is None else (1 - self.EMA) * self.colour + self.EMA * current
 
 
-# -- the lip-shape correction ----------------------------------------------------------------
+# -- the corrections: where a corrected crop's pixels come from ------------------------------
 
 
-def _apply_correction(cv2, crop, correction):
-    """Remap the sub-rectangle of the crop that a correction (lips, jaw fit) moves."""
-    (x0, y0, x1, y1), map_x, map_y, hx, hy = correction
-    y_c, u_c, v_c = (np.array(plane) for plane in crop)
-    y_c[y0:y1, x0:x1] = cv2.remap(y_c, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    u_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(u_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    v_c[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv2.remap(v_c, hx, hy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return y_c, u_c, v_c
+class GridShift:
+    """A backward displacement sampled on a regular grid of crop coordinates (zero off the
+    grid): a corrected crop's pixel at (x, y) comes from the chosen crop at (x, y) − shift.
+    ``shift`` is (rows, columns, 2) float32 (dx, dy), sample (j, i) at ``origin + (i, j) ×
+    step``. Both corrections are smooth, so sampling them bilinearly between grid points
+    loses nothing; ``MouthCompositor.compose`` traces each frame's pixels through them and
+    resamples the crop once."""
+
+    def __init__(self, origin: tuple[float, float], step: tuple[float, float], shift: np.ndarray):
+        self.origin = origin
+        self.step = step
+        self.shift = np.ascontiguousarray(shift, np.float32)
+
+    def source(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the corrected crop's points (xs, ys) (float32, same 2-D shape) come from."""
+        import cv2
+
+        gx = (xs - np.float32(self.origin[0])) * np.float32(1.0 / self.step[0])
+        gy = (ys - np.float32(self.origin[1])) * np.float32(1.0 / self.step[1])
+        moved = cv2.remap(self.shift, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        moved = moved.reshape(xs.shape + (2,))
+        return xs - moved[..., 0], ys - moved[..., 1]
 
 
 DETAIL_MAX_GAIN = 2.5  # the pasted mouth's fine detail is raised at most this much
@@ -341,10 +386,10 @@ JAW_FIT_SIGMA = 0.14  # inter-ocular units: how far from each landmark its displ
 
 
 def jaw_fit_field(source: np.ndarray, background: np.ndarray, crop_origin: np.ndarray, size: tuple[int, int],
-                  iod: float):
-    """Backward maps (as ``lip_correction_field``) that move the chosen mouth's jaw line onto
-    the background frame's, keeping its lips and the skin under its nose in place, or None
-    when the two jaws already agree to within a pixel.
+                  iod: float) -> GridShift | None:
+    """The displacement (``GridShift``, crop coordinates) that moves the chosen mouth's jaw
+    line onto the background frame's, keeping its lips and the skin under its nose in place,
+    or None when the two jaws already agree to within a pixel.
 
     Both frames are in canonical space, but the rigid alignment fits the eyes and nose: the
     jaw of another frame lies elsewhere by the head's pitch, the chin's drop and the face's
@@ -368,42 +413,25 @@ def jaw_fit_field(source: np.ndarray, background: np.ndarray, crop_origin: np.nd
     y1 = min(h, int(math.ceil(max(jaw_to[:, 1].max(), jaw_from[:, 1].max()) + 0.15 * iod)) // 2 * 2 + 2)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None
-    # The field is smooth (it varies over ``JAW_FIT_SIGMA``): worked out on a coarse grid and
-    # resized up to the luma and chroma grids.
+    # The field is smooth (it varies over ``JAW_FIT_SIGMA``): worked out on a coarse grid.
     step = max(2.0, 0.05 * iod)
     columns = max(2, int(math.ceil((x1 - x0) / step)) + 1)
     rows = max(2, int(math.ceil((y1 - y0) / step)) + 1)
-    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, columns, dtype=np.float32),
-                         np.linspace(y0, y1 - 1, rows, dtype=np.float32))
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    d2 = ((grid[:, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)
-    weights = np.exp(-d2 / np.float32(2.0 * (JAW_FIT_SIGMA * iod) ** 2))
+    xs = np.linspace(x0, x1 - 1, columns, dtype=np.float32)
+    ys = np.linspace(y0, y1 - 1, rows, dtype=np.float32)
+    # A Gaussian of the distance is the product of Gaussians of its x and y parts: per anchor,
+    # one row of weights along x and one along y instead of the whole grid's distances.
+    scale = np.float32(-1.0 / (2.0 * (JAW_FIT_SIGMA * iod) ** 2))
+    along_x = np.exp((xs[:, None] - anchors[None, :, 0]) ** 2 * scale)  # columns × anchors
+    along_y = np.exp((ys[:, None] - anchors[None, :, 1]) ** 2 * scale)  # rows × anchors
+    # (einsum, not ``@``: products this small cost less than waking BLAS's threads)
+    total = np.einsum("rk,ck->rc", along_y, along_x)
+    moved = np.einsum("rk,ckv->rcv", along_y, along_x[:, :, None] * values[None, :, :])
     # a floor on the total weight: far from every landmark the displacement fades to nothing
-    shift = (weights @ values) / (weights.sum(axis=1, keepdims=True) + 0.05)
-    shift_x = shift[:, 0].reshape(rows, columns).astype(np.float32)
-    shift_y = shift[:, 1].reshape(rows, columns).astype(np.float32)
-    import cv2
-
-    full = (x1 - x0, y1 - y0)
-    half = ((x1 - x0) // 2, (y1 - y0) // 2)
-    xs, ys = _pixel_grid(w, h)
-    map_x = xs[y0:y1, x0:x1] - cv2.resize(shift_x, full, interpolation=cv2.INTER_LINEAR)
-    map_y = ys[y0:y1, x0:x1] - cv2.resize(shift_y, full, interpolation=cv2.INTER_LINEAR)
-    # chroma sample (i, j) sits at luma (2i + 0.5, 2j + 0.5)
-    hx, hy = _pixel_grid(w // 2, h // 2)
-    window = (slice(y0 // 2, y0 // 2 + half[1]), slice(x0 // 2, x0 // 2 + half[0]))
-    chroma_x = hx[window] - 0.5 * cv2.resize(shift_x, half, interpolation=cv2.INTER_LINEAR)
-    chroma_y = hy[window] - 0.5 * cv2.resize(shift_y, half, interpolation=cv2.INTER_LINEAR)
-    return (x0, y0, x1, y1), map_x, map_y, chroma_x, chroma_y
-
-
-@functools.lru_cache(maxsize=8)
-def _pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's x and y (float32, height × width): a crop's, made once per size."""
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    xs.setflags(write=False)
-    ys.setflags(write=False)
-    return xs, ys
+    shift = moved / (total[:, :, None] + 0.05)
+    step_x = (x1 - 1 - x0) / (columns - 1)
+    step_y = (y1 - 1 - y0) / (rows - 1)
+    return GridShift((float(x0), float(y0)), (step_x, step_y), shift)
 
 
 CORRECTION = 0.8  # share of the gap between the chosen mouth and the target that is warped away
@@ -428,11 +456,10 @@ def _contour_y(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
 
 
 def lip_correction_field(points: np.ndarray, crop_origin: np.ndarray, size: tuple[int, int], iod: float,
-                         gap_change: float):
+                         gap_change: float) -> GridShift | None:
     """The lip-shape correction for a crop whose inner-lip gap should change by
-    ``gap_change`` canonical pixels (negative: close), as ``((x0, y0, x1, y1), map_x, map_y,
-    chroma_x, chroma_y)``: backward maps (``cv2.remap``, crop coordinates; the chroma ones on
-    the chroma grid) for the sub-rectangle it moves, or None.
+    ``gap_change`` canonical pixels (negative: close), as a ``GridShift`` (crop coordinates,
+    vertical only) over the sub-rectangle it moves, or None.
 
     Column by column, a piecewise-linear (piecewise-affine) vertical map through the lips'
     contours: the upper lip moves by −30 %, the lower lip by +70 % and the chin by +50 % of
@@ -455,7 +482,7 @@ def lip_correction_field(points: np.ndarray, crop_origin: np.ndarray, size: tupl
     y1 = min(h, int(math.ceil(bottom_y)) // 2 * 2 + 2)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None
-    # Worked out on the chroma grid (every other pixel, at 2i + 0.5), then resized up.
+    # Worked out on the chroma grid (every other pixel, at 2i + 0.5).
     cx = np.arange(x0, x1, 2, dtype=np.float32) + 0.5
     weight = np.clip(1.0 - (np.abs(cx - centre) - 0.95 * half) / (0.5 * half), 0.0, 1.0)
     inner_top, inner_bottom = inner[:11], np.concatenate([inner[10:], inner[:1]])
@@ -488,11 +515,6 @@ def lip_correction_field(points: np.ndarray, crop_origin: np.ndarray, size: tupl
         segment = (ys >= t0) & (ys < t1)
         value = s0 + (ys - t0) * (s1 - s0) / np.maximum(t1 - t0, 1e-3)
         np.copyto(half_y, value, where=segment)
-    half_x = np.repeat(cx[None, :], len(ys), axis=0)
-    import cv2
-
-    size = (x1 - x0, y1 - y0)
-    map_x = cv2.resize(half_x, size, interpolation=cv2.INTER_LINEAR)
-    map_y = cv2.resize(half_y, size, interpolation=cv2.INTER_LINEAR)
-    # chroma sample (i, j) sits at luma (2i + 0.5, 2j + 0.5): the half grid's own points
-    return (x0, y0, x1, y1), map_x, map_y, (half_x - 0.5) * 0.5, (half_y - 0.5) * 0.5
+    shift = np.zeros((len(ys), len(cx), 2), np.float32)
+    shift[..., 1] = ys - half_y
+    return GridShift((float(cx[0]), float(ys[0, 0])), (2.0, 2.0), shift)

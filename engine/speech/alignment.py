@@ -653,17 +653,26 @@ class BackgroundTranscription:
     def _feed(self, payload: bytes) -> None:
         try:
             self._child.stdin.write(payload)
-            self._child.stdin.close()
         except OSError:  # the child died; result() notices
             pass
+        finally:
+            try:
+                self._child.stdin.close()
+            except OSError:
+                pass
 
     def result(self, timeout: float = 600.0) -> list[WordEvent]:
         import json
         import subprocess
 
         try:
+            # The feeder closes the child's stdin when it is done (the child reads all of it
+            # before it answers); ``communicate`` must not touch it again: flushing a closed
+            # pipe raises, and the words the child made were thrown away for a second,
+            # in-process transcription at the end of every render.
+            self._feeder.join(timeout)
+            self._child.stdin = None
             out, _ = self._child.communicate(timeout=timeout)
-            self._feeder.join()
             if self._child.returncode == 0:
                 return [WordEvent(float(a), float(b), str(text)) for a, b, text in json.loads(out)]
         except (subprocess.TimeoutExpired, ValueError, OSError):

@@ -1,0 +1,56 @@
+"""The corrections the compositor traces each pasted pixel through (``composite.GridShift``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.lipsync.composite import JAW_FIT_SIGMA, jaw_fit_field
+from engine.lipsync.library import K_JAW, K_OUTER, K_UNDER_NOSE, KEPT
+
+IOD = 128.0
+SIZE = (244, 204)
+
+
+def _face(jaw_drop: float = 0.0, jaw_shift: float = 0.0) -> np.ndarray:
+    """Canonical points of a simple face: a U-shaped jaw, an oval mouth, a line under the nose."""
+    points = np.zeros((len(KEPT), 2), np.float32)
+    t = np.linspace(0.0, np.pi, len(K_JAW))
+    points[K_JAW] = np.stack([122 + 80 * np.cos(t) + jaw_shift, 60 + (110 + jaw_drop) * np.sin(t)], axis=1)
+    t = np.linspace(0.0, 2 * np.pi, len(K_OUTER), endpoint=False)
+    points[K_OUTER] = np.stack([122 + 30 * np.cos(t), 110 + 12 * np.sin(t)], axis=1)
+    points[K_UNDER_NOSE] = np.stack([np.linspace(100, 144, len(K_UNDER_NOSE)), np.full(len(K_UNDER_NOSE), 80.0)], axis=1)
+    return points
+
+
+def test_the_jaw_fit_is_the_gaussian_interpolation_it_describes_at_every_pixel():
+    source, background = _face(), _face(jaw_drop=9.0, jaw_shift=4.0)
+    fit = jaw_fit_field(source, background, np.zeros(2, np.float32), SIZE, IOD)
+    assert fit is not None
+    ys, xs = np.mgrid[0 : SIZE[1], 0 : SIZE[0]].astype(np.float32)
+    from_x, from_y = fit.source(xs, ys)
+
+    jaw_to = background[K_JAW]
+    still = np.concatenate([source[K_OUTER], source[K_UNDER_NOSE]])
+    anchors = np.concatenate([jaw_to, still]).astype(np.float64)
+    values = np.concatenate([jaw_to - source[K_JAW], np.zeros_like(still)]).astype(np.float64)
+    d2 = (xs[..., None] - anchors[:, 0]) ** 2 + (ys[..., None] - anchors[:, 1]) ** 2
+    weights = np.exp(-d2 / (2 * (JAW_FIT_SIGMA * IOD) ** 2))
+    shift = (weights[..., None] * values).sum(axis=2) / (weights.sum(axis=2)[..., None] + 0.05)
+
+    # inside the field's box (the jaw and lips with a margin): the interpolation itself,
+    # to a fraction of a pixel; moving the jaw by several pixels
+    origin_x, origin_y = fit.origin
+    rows, columns = fit.shift.shape[:2]
+    box = ((xs >= origin_x) & (xs <= origin_x + (columns - 1) * fit.step[0])
+           & (ys >= origin_y) & (ys <= origin_y + (rows - 1) * fit.step[1]))
+    assert np.abs(shift[box]).max() > 5.0
+    assert np.abs((xs - shift[..., 0]) - from_x)[box].max() < 0.5
+    assert np.abs((ys - shift[..., 1]) - from_y)[box].max() < 0.5
+    # the lips stay where they are
+    lips = np.round(source[K_OUTER]).astype(int)
+    assert np.abs(from_y[lips[:, 1], lips[:, 0]] - lips[:, 1]).max() < 1.0
+
+
+def test_jaws_that_agree_need_no_fit():
+    face = _face()
+    assert jaw_fit_field(face, face + np.float32(0.3), np.zeros(2, np.float32), SIZE, IOD) is None

@@ -1,0 +1,30 @@
+"""Machine transcription beside a render (``speech.BackgroundTranscription``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine import speech
+from engine.speech import alignment
+
+
+def test_background_transcription_words_come_from_the_child_even_when_collected_late(monkeypatch):
+    spoken = speech.synthesize("Please call Stella and ask her to bring these things with her.", voice="en-us")
+    samples = np.concatenate([np.zeros(8000, np.float32), spoken.samples.astype(np.float32)])
+    expected = speech.transcribe(samples, spoken.sample_rate)
+    assert expected
+    pending = speech.BackgroundTranscription(samples, spoken.sample_rate)
+    # collected long after the child has its input, as a render does after its frames
+    deadline = time.monotonic() + 30
+    while pending._feeder.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def here(*args, **kwargs):
+        raise AssertionError("transcribed again in the render's own process")
+
+    monkeypatch.setattr(alignment, "transcribe", here)
+    words = pending.result()
+    assert [w.text for w in words] == [w.text for w in expected]
+    assert all(abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6 for a, b in zip(words, expected))
