@@ -85,6 +85,10 @@ class Avatar(TeamOwnedJob):
     )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # A video larger than the prepared media (4K): kept at its own size for 4K renders.
+    master = models.FileField(max_length=300, blank=True, help_text="Full-size footage, when larger than the media.")
+    master_width = models.PositiveIntegerField(null=True, blank=True)
+    master_height = models.PositiveIntegerField(null=True, blank=True)
     fps = models.FloatField(null=True, blank=True)
     duration = models.FloatField(null=True, blank=True)
 
@@ -112,6 +116,14 @@ class Avatar(TeamOwnedJob):
         return hex_to_rgb(self.background_colour)
 
     @property
+    def largest_size(self) -> tuple[int | None, int | None]:
+        """The most pixels a render of this avatar can have without upscaling: its master's
+        size when it has one (a 4K upload), else the prepared media's."""
+        if self.master and self.master_width and self.master_height:
+            return self.master_width, self.master_height
+        return self.width, self.height
+
+    @property
     def source_bitrate(self) -> int | None:
         """Bits per second of the upload as it came (picture and sound): what "match the
         source's quality" aims for."""
@@ -123,7 +135,7 @@ class Avatar(TeamOwnedJob):
         return [
             f
             for f in (self.source, self.media, self.poster, self.preview, self.library, self.background_image,
-                      self.reference_photo)
+                      self.reference_photo, self.master)
             if f
         ]
 

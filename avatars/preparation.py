@@ -137,10 +137,11 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar, claim: Q)
         "poster": (prepared.poster_path, f"poster{prepared.poster_path.suffix}"),
         "preview": (prepared.preview_path, "preview.mp4"),
         "library": (prepared.library_path, "library.npz"),
+        "master": (prepared.master_path, "master.mp4"),
     }
     with removed_on_failure() as written:
         stored = upload_each(outputs, prefix=avatar.key_prefix, written=written)
-        old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library) if f]
+        old = [f.name for f in (avatar.media, avatar.poster, avatar.preview, avatar.library, avatar.master) if f]
         finished = job_update(
             Avatar,
             pk=avatar.pk,
@@ -149,10 +150,12 @@ def _store_prepared(avatar: Avatar, prepared: pipeline.PreparedAvatar, claim: Q)
             status=Avatar.Status.READY,
             stage="",
             progress=100,
-            **{"library": "", **stored},
+            **{"library": "", "master": "", **stored},
             report=prepared.report or {},
             width=prepared.width,
             height=prepared.height,
+            master_width=prepared.master_width,
+            master_height=prepared.master_height,
             fps=prepared.fps,
             duration=prepared.duration,
             finished_at=timezone.now(),

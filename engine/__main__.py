@@ -268,6 +268,7 @@ def _prepare(args: argparse.Namespace) -> int:
         "library": _relative(getattr(prepared, "library_path", None), out),
         "poster": _relative(prepared.poster_path, out),
         "preview": _relative(prepared.preview_path, out),
+        "master": _relative(getattr(prepared, "master_path", None), out),
         "width": prepared.width,
         "height": prepared.height,
         "fps": prepared.fps,
@@ -279,7 +280,7 @@ def _prepare(args: argparse.Namespace) -> int:
     _write_atomically(out / MANIFEST, lambda p: p.write_text(payload, "utf-8"))
     print(f"{out}: {prepared.kind} avatar, {prepared.width}×{prepared.height}"
           + (f", {prepared.duration:.1f} s at {prepared.fps:g} fps" if prepared.kind == "video" else ""))
-    for key in ("media", "library", "poster", "preview"):
+    for key in ("media", "library", "poster", "preview", "master"):
         if manifest[key]:
             print(f"  {key:8} {manifest[key]}")
     if manifest["report"]:
@@ -333,8 +334,8 @@ def _intervals(value: str | None) -> list[tuple[float, float]]:
     return out
 
 
-def _avatar_files(args: argparse.Namespace) -> tuple[str, Path, Path | None]:
-    """(kind, media, library) from --avatar DIR or --media/--library."""
+def _avatar_files(args: argparse.Namespace) -> tuple[str, Path, Path | None, Path | None]:
+    """(kind, media, library, master) from --avatar DIR or --media/--library (no master)."""
     from . import media as media_io
 
     if args.avatar is not None:
@@ -346,16 +347,18 @@ def _avatar_files(args: argparse.Namespace) -> tuple[str, Path, Path | None]:
         manifest = json.loads(manifest_path.read_text("utf-8"))
         media_path = root / manifest["media"]
         library = root / manifest["library"] if manifest.get("library") else None
+        master = root / manifest["master"] if manifest.get("master") else None
         kind = manifest["kind"]
     else:
         media_path = Path(args.media)
         library = Path(args.library) if args.library else None
+        master = None
         kind = "photo" if media_io.is_image_type(media_io.sniff_type(media_path)) else "video"
     if not media_path.is_file():
         raise InputRejected(f"The avatar media {media_path} is missing.", field="avatar", code="no_media")
     if library is not None and not library.exists():
         raise InputRejected(f"The mouth library {library} is missing.", field="avatar", code="no_library")
-    return kind, media_path, library
+    return kind, media_path, library, master if master is not None and master.is_file() else None
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -366,7 +369,7 @@ def _render(args: argparse.Namespace) -> int:
     if args.transcript is not None and args.audio is None:
         raise InputRejected("--transcript goes with --audio: a script is its own transcript.",
                             field="transcript", code="transcript_without_audio")
-    kind, media_path, library = _avatar_files(args)
+    kind, media_path, library, master = _avatar_files(args)
     if args.loop == "custom" and args.start is None and args.end is None:
         raise InputRejected("--loop custom needs --start and/or --end (seconds).", field="loop_mode",
                             code="segment")
@@ -374,6 +377,7 @@ def _render(args: argparse.Namespace) -> int:
     request = pipeline.RenderRequest(
         avatar_kind=kind,
         avatar_media=media_path,
+        avatar_master=master,
         output=output,
         poster=Path(args.poster) if args.poster else output.with_suffix(".jpg"),
         text=_script_argument(args.text) if args.text is not None else None,

@@ -19,6 +19,9 @@ so interpreter start-up and imports are not counted — a worker has them loaded
   wall ÷ output duration (target ≤ 0.5) and wall ÷ re-encode wall (target ≤ 1.5).
   Re-encode and render alternate (``--repeat``, default 2 each); the fastest of each counts,
   as the run least disturbed by other work on the machine. All runs are in the JSON.
+- **4K**: a 3840×2160, 25 fps, ``UHD_SECONDS`` source made the same way, prepared (1080p media
+  and library, the full-size master copied beside) and rendered at 4K from its master speaking
+  as long; figures = wall ÷ source duration for each (reported, no target yet).
 - ``--long``: a 1920×1080 source prepared the same way and a 5-minute render from it;
   figure = the render's peak RSS (target ≤ 1 GB).
 
@@ -43,6 +46,7 @@ from .devmedia import REAL_CLIP, shared_media
 SHARED_CLIP = shared_media(REAL_CLIP)
 SOURCE_SECONDS = 30.0
 LONG_SECONDS = 300.0
+UHD_SECONDS = 10.0  # 4K: a third of the 720p source, so the bench stays a few minutes
 OUT_FPS = 25
 
 TARGETS = {
@@ -182,6 +186,7 @@ def _phase_prepare(params: dict) -> dict:
         "frame_count": prepared.frame_count,
         "width": prepared.width,
         "height": prepared.height,
+        "master": str(prepared.master_path) if getattr(prepared, "master_path", None) else None,
         "report": report,
         "stage_starts_s": {k: round(v, 3) for k, v in stages.items()},
     }
@@ -228,17 +233,38 @@ def _phase_render(params: dict) -> dict:
     )
     if params.get("library"):
         request.library = Path(params["library"])
+    if params.get("resolution"):  # the 4K case: read from the avatar's full-size master
+        from .output import OutputFormat
+
+        request.output_format = OutputFormat(resolution=int(params["resolution"]))
+        request.avatar_master = Path(params["master"]) if params.get("master") else None
     stages: dict[str, float] = {}
+    stage_cpu: dict[str, float] = {}
     started = time.perf_counter()
+    cpu_before = _cpu_seconds()
 
     def progress(stage: str, fraction: float) -> None:
-        stages.setdefault(stage, time.perf_counter() - started)
+        if stage not in stages:
+            stages[stage] = time.perf_counter() - started
+            stage_cpu[stage] = _cpu_seconds() - cpu_before
 
     result = pipeline.render(request, progress=progress)
     wall = time.perf_counter() - started
     return {"wall_s": wall, "duration": result.duration, "frames": result.frame_count,
             "width": result.width, "height": result.height, "fps": result.fps,
-            "stage_starts_s": {k: round(v, 3) for k, v in stages.items()}}
+            "stage_starts_s": {k: round(v, 3) for k, v in stages.items()},
+            "stage_starts_cpu_s": {k: round(v, 3) for k, v in stage_cpu.items()},
+            "cpu_s_inside": round(_cpu_seconds() - cpu_before, 3)}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (the speech
+    recognition and transcription helpers), so far: on a machine shared with other work,
+    CPU time says more about a stage's cost than its wall time."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 PHASES = {
@@ -315,18 +341,21 @@ def _figure(name: str, value, **extra) -> dict:
 
 
 def _render_stages(render: dict) -> dict:
-    """Seconds in the render's stages: speech (TTS or recognition + trajectory), frames."""
-    starts = render.get("stage_starts_s") or {}
+    """Seconds in the render's stages: speech (TTS or recognition + trajectory), frames; wall
+    and CPU (a child's CPU counts when it ends: the transcription's lands in the stage it
+    is collected in, finalize)."""
     out = {}
-    if "speech" in starts and "frames" in starts:
-        out["speech_stage_s"] = round(starts["frames"] - starts["speech"], 2)
-    if "frames" in starts and "finalize" in starts:
-        out["frames_stage_s"] = round(starts["finalize"] - starts["frames"], 2)
+    for suffix, key in (("s", "stage_starts_s"), ("cpu_s", "stage_starts_cpu_s")):
+        starts = render.get(key) or {}
+        if "speech" in starts and "frames" in starts:
+            out[f"speech_stage_{suffix}"] = round(starts["frames"] - starts["speech"], 2)
+        if "frames" in starts and "finalize" in starts:
+            out[f"frames_stage_{suffix}"] = round(starts["finalize"] - starts["frames"], 2)
     return out
 
 
 def measure(*, workdir: Path, long: bool = False, clip: Path | None = None, echo=print,
-            seconds: float = SOURCE_SECONDS, repeat: int = 2) -> dict:
+            seconds: float = SOURCE_SECONDS, repeat: int = 2, uhd: bool = True) -> dict:
     """Run the phases in ``workdir``; return the figures (no printing of the table).
 
     ``seconds`` shortens the source and the speech (the suite's smoke test); the figures
@@ -398,6 +427,28 @@ def measure(*, workdir: Path, long: bool = False, clip: Path | None = None, echo
                              "render_mb": round(render["peak_rss_mb"], 1),
                              "prepare_mb": round(max(prepared["peak_rss_mb"], reencoded["peak_rss_mb"]), 1)},
     }
+    if uhd:
+        src_u = workdir / "source-2160p.mp4"
+        wav_u = workdir / "speech-2160p.wav"
+        phases["uhd_source"] = _run_phase("uhd-source", "source", {
+            "width": 3840, "height": 2160, "seconds": min(seconds, UHD_SECONDS), "out": str(src_u), "wav": str(wav_u),
+            "clip": str(clip) if clip else None,
+        }, workdir, echo)
+        up = phases["uhd_prepare"] = _run_phase("uhd-prepare", "prepare",
+                                                {"source": str(src_u), "workdir": str(workdir / "avatar-2160p")},
+                                                workdir, echo)
+        ur = phases["uhd_render"] = _run_phase("uhd-render", "render", {
+            "media": up["media"], "library": up["library"], "master": up.get("master"), "resolution": 2160,
+            "audio": str(wav_u), "out": str(workdir / "render-2160p.mp4")}, workdir, echo)
+        figures["uhd_prepare_realtime_factor"] = {
+            "value": round(up["wall_s"] / up["duration"], 4), "target": "report", "pass": None,
+            "cpu_s": round(up["cpu_s"], 1), "wall_s": round(up["wall_s"], 2), "source_s": round(up["duration"], 2),
+            "media": f"{up['width']}×{up['height']}", "master": bool(up.get("master")),
+            "peak_rss_mb": round(up["peak_rss_mb"], 1)}
+        figures["uhd_render_realtime_factor"] = {
+            "value": round(ur["wall_s"] / ur["duration"], 4), "target": "report", "pass": None,
+            "cpu_s": round(ur["cpu_s"], 1), "wall_s": round(ur["wall_s"], 2), "output_s": round(ur["duration"], 2),
+            "size": f"{ur['width']}×{ur['height']}", "peak_rss_mb": round(ur["peak_rss_mb"], 1)}
     if long:
         src_l = workdir / "source-1080p.mp4"
         wav_l = workdir / "speech-300s.wav"
@@ -440,6 +491,8 @@ def table_lines(result: dict) -> list[str]:
         "preview_seconds": "3-second preview ready (s)",
         "peak_rss_720p_mb": "peak RSS, 720p prepare/render (MB)",
         "long_render_peak_rss_mb": "peak RSS, 5-min 1080p render (MB)",
+        "uhd_prepare_realtime_factor": "4K preparation ÷ source",
+        "uhd_render_realtime_factor": "4K render (from the master) ÷ output",
     }
     lines = [f"{'figure':42} {'value':>9}  {'target':>10}  result"]
     for key, entry in result["figures"].items():

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from .burnin import CaptionStyle
 
 PHOTO_FPS = 25
-MAX_PREPARED_LONG_SIDE = 1920  # renders run on 2 CPU cores: 4K sources are prepared at 1080p
+# Renders run on 2 CPU cores: larger sources are prepared (tracked, and rendered by default) at
+# 1080p, their full-size footage kept beside as the master a 4K render reads (``uses_master``).
+MAX_PREPARED_LONG_SIDE = 1920
 PREVIEW_SECONDS = 3.0  # an avatar's preview clip, and a render's preview
 PREVIEW_LONG_SIDE = 1280
 
@@ -80,6 +82,11 @@ class PreparedAvatar:
     frame_count: int  # 1 for a photo
     library_path: Path | None = None  # the mouth library (video avatars)
     report: dict | None = None  # the preparation report (video avatars): usable frames, coverage, warnings
+    # Video larger than MAX_PREPARED_LONG_SIDE: the footage at its own size, frame for frame
+    # the same as ``media_path``, for renders that ask for more pixels (4K); else None.
+    master_path: Path | None = None
+    master_width: int | None = None
+    master_height: int | None = None
 
 
 def prepare_avatar(
@@ -132,48 +139,48 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
     media_path = workdir / "media.mp4"
     poster = workdir / "poster.jpg"
     library_path = workdir / ("library" + lipsync.LIBRARY_SUFFIX)
-    outputs.extend([preview, media_path, poster, library_path])
+    master_path = workdir / "master.mp4"
+    outputs.extend([preview, media_path, poster, library_path, master_path])
 
     report_progress(progress, "preview", 0.0)
-    # FaceMesh's first graph takes ~0.7 s to load: let it load while the preview encodes.
-    ready: dict = {}
-    reference_rgb = media.load_image_rgb(reference) if reference is not None else None
-    loader = threading.Thread(
-        target=lambda: ready.setdefault("builder", lipsync.LibraryBuilder(reference=reference_rgb)),
-        name="facemesh-load", daemon=True,
-    )
-    loader.start()
-    try:
-        media.write_preview(
-            source, preview, PREVIEW_SECONDS, max_long_side=PREVIEW_LONG_SIDE, frame_filter=_lazy_filter(background)
-        )
+    started = time.monotonic()
+    # The preview is the normalising pass's own first 3 s (no second decode): it is ready as
+    # soon as those frames are through, and the creator sees the stages in order. Until then
+    # the tracking waits (``LibraryBuilder.run_ahead``), and so does the recognition of the
+    # footage's own speech (for the viseme labels), which then runs while frames are tracked.
+    previewed: list[Path] = []
+    own_speech: list = []
+
+    def preview_ready(path: Path) -> None:
+        previewed.append(path)
+        own_speech.append(lipsync.OwnSpeech(source))
         report_progress(progress, "preview", 1.0)
         if on_preview is not None:
-            on_preview(preview)
+            on_preview(path)
         cancel(force=True)
-    except BaseException:
-        loader.join()
-        if "builder" in ready:
-            ready["builder"].close()
-        raise
-    loader.join()
-    builder = ready.get("builder") or lipsync.LibraryBuilder(reference=reference_rgb)
 
-    started = time.monotonic()
-    # The footage's own speech is recognised (for the viseme labels) while frames are tracked.
-    own_speech = lipsync.OwnSpeech(source)
+    def after_preview(stage: str, fraction: float) -> None:
+        if previewed:
+            report_progress(progress, stage, fraction)
+
+    clip = media.PreviewClip(preview, PREVIEW_SECONDS, PREVIEW_LONG_SIDE, on_ready=preview_ready)
     try:
+        reference_rgb = media.load_image_rgb(reference) if reference is not None else None
+        builder = lipsync.LibraryBuilder(reference=reference_rgb)
         info, library_path, report = _track_and_normalise(
-            source, media_path, library_path, builder, own_speech, background, progress, cancel
+            source, media_path, library_path, builder, own_speech, background, after_preview, cancel, master_path,
+            clip,
         )
     except BaseException:
-        own_speech.close()
+        for speech in own_speech:
+            speech.close()
         raise
     report["seconds"] = round(time.monotonic() - started, 2)
     report_progress(progress, "tracking", 1.0)
     cancel(force=True)
 
     _poster_stage(progress, media_path, poster, at=min(0.5, info.duration / 2))
+    master = media.probe_in_process(master_path) if master_path.exists() else None
     return PreparedAvatar(
         kind="video",
         media_path=media_path,
@@ -186,6 +193,9 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
         frame_count=info.frame_count,
         library_path=library_path,
         report=report,
+        master_path=master_path if master is not None else None,
+        master_width=master.width if master is not None else None,
+        master_height=master.height if master is not None else None,
     )
 
 
@@ -195,12 +205,18 @@ def _poster_stage(progress: ProgressFn | None, source, poster: Path, **options) 
     report_progress(progress, "poster", 1.0)
 
 
-def _track_and_normalise(source, media_path, library_path, builder, own_speech, background, progress, cancel):
+def _track_and_normalise(source, media_path, library_path, builder, own_speech, background, progress, cancel,
+                         master_path=None, preview=None):
     """One pass over the footage: normalise it and track the face in every frame (the
-    builder's threads), then write the mouth library with the footage's own speech.
+    builder's threads), then write the mouth library with the footage's own speech
+    (``own_speech``: a list that holds its ``OwnSpeech`` once the preview clip is out).
     Returns (media info, library path or None, preparation report)."""
     with builder:
         builder.start_worker()
+        if preview is not None:
+            # The preview's frames go through before FaceMesh has loaded and caught up with them.
+            builder.run_ahead(int(preview.seconds * 30))
+            preview = replace(preview, on_ready=_then(lambda _: builder.run_ahead(0), preview.on_ready))
         info = media.normalise_video(
             source,
             media_path,
@@ -210,13 +226,15 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
             should_cancel=cancel.as_fn(),
             stage="normalising",
             on_frame=builder.submit,
+            master=master_path,
+            preview=preview,
         )
         builder.join()
         cancel(force=True)
         report_progress(progress, "tracking", 0.0)
         with media.VideoReader(media_path, cache_bytes=0, threads=False) as reader:
             fps = reader.fps
-        trajectory = own_speech.result(fps, cancel)
+        trajectory = own_speech[0].result(fps, cancel)  # started when the preview was out
         try:
             if trajectory is not None:
                 report = builder.finish(library_path, trajectory=trajectory, fps=fps).to_dict()
@@ -227,6 +245,15 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
             library_path = None
             report = {"usable_frames": 0, "warnings": [str(exc)]}
     return info, library_path, report
+
+
+def _then(first: Callable, second: Callable | None) -> Callable:
+    def both(*args) -> None:
+        first(*args)
+        if second is not None:
+            second(*args)
+
+    return both
 
 
 def _fit_photo(rgb: np.ndarray, long_side: int) -> np.ndarray:
@@ -310,6 +337,9 @@ class RenderRequest:
     output_format: OutputFormat = field(default_factory=OutputFormat)  # size, shape, rate, quality
     caption_style: CaptionStyle | None = None  # burned-in captions; None: captions files only
     preview_seconds: float | None = None  # render only the speech's first seconds, to check quickly
+    # PreparedAvatar.master_path: read instead of ``avatar_media`` when the output asks for more
+    # pixels than that has (``uses_master``); the library's landmarks are scaled to it.
+    avatar_master: Path | None = None
 
 
 @dataclass
@@ -485,6 +515,10 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
     """
     if req.avatar_kind not in ("video", "photo"):
         raise EngineError(f"Unknown avatar kind {req.avatar_kind!r}.")
+    if req.avatar_master is not None and req.avatar_kind == "video":
+        width, height = _source_size(req)
+        if uses_master(req.output_format, width, height):
+            req = replace(req, avatar_media=req.avatar_master)
     footage_fps, intervals = _check_request(req)
     lip_sync = req.avatar_kind == "video" and req.library is not None
     cancel = CancelCheck(should_cancel, "The render was cancelled.")
@@ -543,6 +577,17 @@ def render(req: RenderRequest, *, progress: ProgressFn | None = None, should_can
         captions_source=spoken.captions_source if caption_paths else None,
         warnings=spoken.warnings,
     )
+
+
+def uses_master(fmt: OutputFormat, width: int, height: int) -> bool:
+    """Does this output need more pixels than prepared footage of ``width``×``height`` has?
+    Then a render reads the avatar's master (4K from a 4K upload) where there is one."""
+    from . import output
+
+    if fmt.resolution is None:
+        return False
+    _, _, crop_w, crop_h = output.plan_frame(replace(fmt, upscale=False), width, height).crop
+    return fmt.resolution > min(crop_w, crop_h)
 
 
 class _Finish:
@@ -763,10 +808,12 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
     first: np.ndarray | None = None
     try:
         with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
+            # the same ~50 MB whatever the size: 16 frames of 1080p, 4 of a 4K master
+            depth = max(4, min(PREFETCH_FRAMES, PREFETCH_FRAMES * 1920 * 1080 // (width * height)))
             frames = _prefetched(lambda: lipsync.synthesize_frames(
                 media=req.avatar_media, library=req.library, trajectory=trajectory, background_indices=indices,
                 disable_intervals=intervals,
-            ))
+            ), depth)
             written = 0
             last = None
             for rendered in frames:

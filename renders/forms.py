@@ -301,11 +301,12 @@ class RenderForm(forms.Form):
         avatar = cleaned.get("avatar")
         if avatar is None or not avatar.width or not avatar.height:
             return
+        width, height = avatar.largest_size  # a 4K upload's master allows 4K
         try:
             output.check_output_format(
                 output.OutputFormat(resolution=cleaned.get("resolution"), aspect=cleaned["aspect"],
                                     upscale=cleaned.get("upscale", False), fps=cleaned.get("fps")),
-                width=avatar.width, height=avatar.height,
+                width=width, height=height,
             )
         except InputRejected as problem:
             self.add_error(problem.field if problem.field in self.fields else None, str(problem))

@@ -86,6 +86,16 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
     reporter("preparing", 0.0)
     avatar = render.avatar
     speaks_script = render.driver == Render.Driver.TEXT
+    output_format = OutputFormat(
+        resolution=render.resolution,
+        aspect=render.aspect,
+        upscale=render.upscale,
+        fps=render.fps,
+        match_bitrate=avatar.source_bitrate if render.quality == Render.Quality.MATCH else None,
+    )
+    # The full-size footage (4K) is fetched only for a render that asks for its pixels.
+    master = (download(avatar.master, scratch) if avatar.master and avatar.width and avatar.height
+              and pipeline.uses_master(output_format, avatar.width, avatar.height) else None)
     request = pipeline.RenderRequest(
         avatar_kind=avatar.kind,
         avatar_media=download(avatar.media, scratch),
@@ -102,13 +112,8 @@ def _render(render: Render, scratch: Path, claim: Q) -> None:
         volume=render.volume,
         audio=None if speaks_script else download(render.audio, scratch),
         transcript=None if speaks_script else render.transcript or None,
-        output_format=OutputFormat(
-            resolution=render.resolution,
-            aspect=render.aspect,
-            upscale=render.upscale,
-            fps=render.fps,
-            match_bitrate=avatar.source_bitrate if render.quality == Render.Quality.MATCH else None,
-        ),
+        output_format=output_format,
+        avatar_master=master,
         caption_style=caption_style(render.caption_position, render.caption_size, render.caption_look)
         if render.burn_captions else None,
         preview_seconds=pipeline.PREVIEW_SECONDS if render.preview else None,

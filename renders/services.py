@@ -102,10 +102,19 @@ def render_create(
     return render
 
 
+# A preview is seconds of work a creator waits on before committing to a long render, so it
+# has its own queue: every worker that takes renders lists it first (the broker hands out
+# queues in the order a worker lists them), and the Procfile's preview worker takes nothing
+# else, so a preview never waits behind renders queued or running before it.
+PREVIEW_QUEUE = "preview"
+
+
 def render_run_enqueue(render_id) -> None:
     from renders.tasks import render_run
 
-    render_run.delay(str(render_id))
+    # Read from the row, so the sweep's re-queue of a stalled preview keeps it a preview.
+    preview = Render.objects.filter(pk=render_id, preview=True).exists()
+    render_run.apply_async((str(render_id),), queue=PREVIEW_QUEUE if preview else None)
 
 
 @transaction.atomic

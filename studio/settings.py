@@ -201,10 +201,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = envint("JOB_SOFT_TIME_LIMIT", 3 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 # A message unacknowledged for longer than this is redelivered; it must outlast the hard limit.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+# "priority": a worker takes from its queues in the order it lists them (`-Q preview,prepare,render`),
+# not round robin, so previews (renders.services.PREVIEW_QUEUE) go before waiting renders.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+                                   "queue_order_strategy": "priority"}
 CELERY_TASK_ROUTES = {
     "avatars.tasks.avatar_prepare": {"queue": "prepare"},
-    "renders.tasks.render_run": {"queue": "render"},
+    "renders.tasks.render_run": {"queue": "render"},  # previews: "preview" (renders.services)
     # Polling a provider is waiting, not computing: it must not queue behind local renders.
     "providers.tasks.provider_poll": {"queue": "remote"},
 }

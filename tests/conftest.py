@@ -29,7 +29,7 @@ def _isolated_media(settings, tmp_path):
     yield
 
 
-QUEUES = ["default", "prepare", "render", "remote"]
+QUEUES = ["preview", "default", "prepare", "render", "remote"]  # the Procfile's order: previews first
 BUCKET = "studio-test"
 
 
@@ -71,13 +71,19 @@ def real_broker(tmp_path, settings):
     _use_broker(url)
     celery_app.conf.task_always_eager = False
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
-            yield
+        yield url
     finally:
         _use_broker(previous)
         celery_app.conf.task_always_eager = True
         if server is not None:
             server.shutdown()
+
+
+@pytest.fixture
+def embedded_worker(real_broker):
+    """A Celery worker thread on a real broker."""
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
+        yield
 
 
 def _use_broker(url: str) -> None:

@@ -102,7 +102,11 @@ class LibraryBuilder:
         self.start, self.end = float(start), end
         self.first_unit = 0 if fps is None else max(0, int(round(start * self.fps)))
         self.last_unit = None if end is None or fps is None else int(round(end * self.fps))
-        self.tracker = FaceTracker(reference=reference)
+        # FaceMesh's graph takes ~0.7 s to load: made on first use, so with ``start_worker`` it
+        # loads on the tracking thread while the caller already decodes.
+        self.reference = reference
+        self.tracker: FaceTracker | None = None
+        self._closed = False
         self.kept: list[np.ndarray | None] = []
         self.transforms: list[np.ndarray] = []
         self.yaw: list[float] = []
@@ -131,6 +135,10 @@ class LibraryBuilder:
         if frame.format.name not in ("yuv420p", "yuvj420p"):
             frame = frame.reformat(format="yuv420p")
         regions = YuvRegions(frame)
+        if self.tracker is None:
+            if self._closed:
+                raise EngineError("The library builder was closed.")
+            self.tracker = FaceTracker(reference=self.reference)
         return index, frame, regions, self.tracker.track_regions(regions)
 
     def _record(self, index: int, frame, regions, points) -> None:
@@ -222,15 +230,31 @@ class LibraryBuilder:
         normaliser's decoder) run side by side on the cores."""
         import queue
 
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        # Frames waiting for FaceMesh are counted, not capped by the queue: ``run_ahead`` lets
+        # the caller get further ahead for a while (preparation's preview clip).
+        self._queue: queue.Queue = queue.Queue()
         self._tracked: queue.Queue = queue.Queue(maxsize=depth)
+        self._waiting = threading.Condition()
+        self._pending, self._depth, self._limit, self._ahead = 0, depth, depth, 0
+        self._go = threading.Event()
+        self._go.set()
         self._error: BaseException | None = None
         self._stopping = threading.Event()
 
         def stage(source: queue.Queue, step: Callable, sink: queue.Queue | None) -> Callable[[], None]:
             def work() -> None:
+                if source is self._queue and self.tracker is None and not self._closed:
+                    try:
+                        self.tracker = FaceTracker(reference=self.reference)  # loads while frames arrive
+                    except BaseException as exc:  # reported by submit/join
+                        self._error = exc
                 while True:
                     item = source.get()
+                    if source is self._queue:
+                        with self._waiting:
+                            self._pending -= 1
+                            self._waiting.notify_all()
+                        self._go.wait()  # held by ``run_ahead``
                     if item is None:
                         break
                     if self._error is None and not self._stopping.is_set():
@@ -251,15 +275,43 @@ class LibraryBuilder:
         for worker in self._workers:
             worker.start()
 
+    # Frames ``run_ahead`` may hold: at most this much memory (87 frames of 720p, 40 of 1080p).
+    RUN_AHEAD_BYTES = 128 << 20
+
+    def run_ahead(self, frames: int) -> None:
+        """Let ``submit`` queue up to ``frames`` more frames than usual (within
+        ``RUN_AHEAD_BYTES``) without waiting, and hold the tracking (FaceMesh only loads) until
+        ``run_ahead(0)`` or until that allowance is used up. Preparation's preview clip is cut
+        from the first seconds the caller decodes: they reach it at the decoder's speed, with
+        the cores to themselves, and the tracking catches up after."""
+        with self._waiting:
+            self._ahead = max(0, int(frames))
+            self._limit = self._depth + self._ahead
+            self._waiting.notify_all()
+        if frames > 0:
+            self._go.clear()
+        else:
+            self._go.set()
+
     def submit(self, index: int, frame) -> None:
-        if self._error is not None:
-            raise self._error
+        with self._waiting:
+            if self._limit > self._depth:
+                size = frame.width * frame.height * 3 // 2  # yuv420p
+                self._limit = self._depth + min(self._ahead, self.RUN_AHEAD_BYTES // max(size, 1))
+            while self._pending >= self._limit and self._error is None:
+                self._go.set()  # the allowance is used up: tracking catches up from here
+                self._waiting.wait(timeout=0.1)
+            if self._error is not None:
+                raise self._error
+            self._pending += 1
         self._queue.put((index, frame))
 
     def join(self) -> None:
         workers = getattr(self, "_workers", None)
         if not workers:
             return
+        with self._waiting:
+            self._pending += 1
         self._queue.put(None)
         for worker in workers:
             worker.join()
@@ -273,12 +325,16 @@ class LibraryBuilder:
             import queue
 
             self._stopping.set()  # the stages skip what is left
+            self._go.set()
             for pending in (self._queue, self._tracked):
                 while True:
                     try:
                         pending.get_nowait()
                     except queue.Empty:
                         break
+            with self._waiting:
+                self._pending = 1
+                self._waiting.notify_all()
             self._queue.put(None)
             for worker in workers:
                 worker.join()
@@ -287,6 +343,7 @@ class LibraryBuilder:
     def close(self) -> None:
         """Release the tracker and the temporary atlas (safe to call more than once)."""
         self._stop_worker()
+        self._closed = True
         if self.tracker is not None:
             self.tracker.close()
             self.tracker = None

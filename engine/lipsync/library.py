@@ -17,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,27 @@ class Library:
     @property
     def iod(self) -> float:
         return float(self.meta["canon_iod"])
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the frames the transforms were measured on."""
+        return int(self.meta["width"]), int(self.meta["height"])
+
+    def for_frame_size(self, width: int, height: int) -> "Library":
+        """This library for the same footage at another size (the avatar's full-size master,
+        frame for frame the same pictures): only the frame → canonical transforms change;
+        landmarks, crops and measures live in canonical space."""
+        w0, h0 = self.frame_size
+        if (width, height) == (w0, h0):
+            return self
+        sx, sy = width / w0, height / h0
+        a = self.transform[:, :, :2]
+        # pixel centres: x_small + 0.5 = (x_large + 0.5) / scale
+        scaled = a / np.array([sx, sy], np.float32)
+        shift = (a @ np.array([0.5 / sx - 0.5, 0.5 / sy - 0.5], np.float32))
+        transform = np.concatenate([scaled, (self.transform[:, :, 2] + shift)[:, :, None]], axis=2)
+        return replace(self, meta={**self.meta, "width": width, "height": height},
+                       transform=transform.astype(np.float32))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Library":

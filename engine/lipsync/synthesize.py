@@ -150,6 +150,7 @@ def synthesize_frames(
                 raise EngineError(
                     "The mouth library doesn't belong to this footage; prepare the avatar again."
                 )
+            lib = lib.for_frame_size(reader.width, reader.height)  # the avatar's master: same frames, larger
             disabled = disabled_frames(intervals, reader.fps)
             stand_in = _nearest_showable(showable_frames(lib, intervals))
             backgrounds = [int(stand_in[min(max(b, 0), lib.frame_count - 1)]) for b in backgrounds]

@@ -7,7 +7,7 @@ Callers use the names re-exported here (``from engine import media``), not the s
 """
 
 from .colour import frame_to_rgb, rgb_to_frame, source_colorspace
-from .normalise import MAX_COPY_KEYFRAME_SECONDS, normalise_video
+from .normalise import MAX_COPY_KEYFRAME_SECONDS, PreviewClip, normalise_video
 from .probing import MediaInfo, open_input, probe, probe_in_process, unreadable_error
 from .reader import DEFAULT_CACHE_BYTES, VideoReader, iter_video_frames, read_frames_at, sample_times
 from .sniff import (
@@ -41,6 +41,7 @@ __all__ = [
     "load_image_rgb",
     "moov_before_mdat",
     "normalise_video",
+    "PreviewClip",
     "open_input",
     "probe",
     "probe_in_process",

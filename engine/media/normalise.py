@@ -7,6 +7,7 @@ everything after this step can then index frames by time and seek without surpri
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,18 @@ from .sniff import sniff_type
 from .writer import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter, even_size, standard_rate
 
 
+@dataclass
+class PreviewClip:
+    """The first ``seconds`` of the normalised footage, at most ``max_long_side``, written as
+    a side output of ``normalise_video`` (no second decode); ``on_ready(path)`` fires, from
+    the normalising thread, the moment the file is complete."""
+
+    path: Path
+    seconds: float = 3.0
+    max_long_side: int = 1280
+    on_ready: Callable[[Path], None] | None = None
+
+
 def normalise_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -42,6 +55,8 @@ def normalise_video(
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
     on_frame: Callable[[int, av.VideoFrame], None] | None = None,
+    master: str | os.PathLike | None = None,
+    preview: PreviewClip | None = None,
 ) -> MediaInfo:
     """Re-encode to H.264 yuv420p BT.709, constant frame rate, even size, audio as AAC.
 
@@ -56,10 +71,28 @@ def normalise_video(
     ``progress(stage, fraction)`` is throttled to ~2 calls/s. ``on_frame(index, frame)``
     sees each output frame exactly as it is encoded (yuv420p BT.709 at the output size), so
     per-frame analysis can ride along without decoding the output again. Returns the output's info.
+
+    ``master``: where to keep the footage at its full size when ``max_long_side`` shrinks it
+    (a 4K upload prepared at 1080p), frame for frame the same as ``dst`` — so renders work
+    on the small file and only a render asking for more pixels reads the large one. A source
+    that is already normal at its full size is copied there packet for packet; otherwise the
+    same pass encodes it (the frame filter applied at full size, ``dst`` scaled from it).
+    Nothing is written there when the source fits ``max_long_side``.
+
+    ``preview``: a short clip of the start (``PreviewClip``), made from the frames and sound
+    this pass produces anyway, so preparation needs no separate pass for its first look.
     """
     mime = sniff_type(src)
+    if master is not None:
+        master = Path(master)
+        master.unlink(missing_ok=True)
     if frame_filter is None and _already_normal(src, mime, max_long_side=max_long_side, max_seconds=max_seconds):
         delivered = [0]
+        previewed: list[Path] = []
+        if preview is not None:
+            ready = preview.on_ready
+            preview = PreviewClip(preview.path, preview.seconds, preview.max_long_side,
+                                  on_ready=lambda path: (previewed.append(path), ready and ready(path)))
 
         def counted(index: int, frame: av.VideoFrame) -> None:
             on_frame(index, frame)
@@ -67,7 +100,7 @@ def normalise_video(
 
         try:
             return _copy_normal(src, dst, progress, stage=stage, should_cancel=should_cancel,
-                                on_frame=counted if on_frame is not None else None)
+                                on_frame=counted if on_frame is not None else None, preview=preview)
         except av.error.InvalidDataError:
             # A damaged packet after all: re-encode (which repairs it), handing on only the
             # frames the copy had not reached, so nothing downstream sees a frame twice.
@@ -77,10 +110,22 @@ def normalise_video(
                 def on_frame(index: int, frame: av.VideoFrame) -> None:
                     if index >= seen:
                         handed(index, frame)
+            if previewed:
+                preview = None  # already delivered
+    copied_master = False
+    if master is not None and frame_filter is None and _fits(src, max_long_side) is False and _already_normal(
+        src, mime, max_long_side=None, max_seconds=max_seconds
+    ):
+        # Reading packets costs next to nothing; re-encoding 4K would cost more than the rest.
+        _copy_normal(src, master, None, stage=stage, should_cancel=should_cancel, on_frame=None)
+        copied_master = True
     container = open_input(src, mime=mime)
     ticker = ProgressThrottle(progress, stage)
     ticker(0.0, force=True)
     writer: VideoWriter | None = None
+    master_writer: VideoWriter | None = None
+    audio_sink = None
+    clip: _PreviewTee | None = None
     try:
         if not container.streams.video:
             raise InputRejected(
@@ -105,10 +150,30 @@ def normalise_video(
         out_index = 0
         finished = False
 
+        def full_size(frame: av.VideoFrame) -> av.VideoFrame:
+            """The frame upright, filtered, at the master's size: what ``dst`` is scaled from."""
+            mw, mh = master_writer.width, master_writer.height
+            if not rotation and frame_filter is None:
+                return to_encoder_frame(frame, mw, mh)
+            rgb = np.ascontiguousarray(frame_to_rgb(frame, rotation=rotation)[:mh, :mw])
+            return rgb_to_frame(frame_filter(rgb) if frame_filter is not None else rgb)
+
         def emit(frame: av.VideoFrame) -> None:
+            if master_writer is not None:
+                frame = full_size(frame)
+                master_writer.write(frame)
+                out = to_encoder_frame(frame, writer.width, writer.height)
+                if on_frame is not None:
+                    on_frame(writer.frames_written, out)
+                writer.write(out)
+                if clip is not None:
+                    clip.write(out)
+                return
             if not rotation and frame_filter is None:
                 if on_frame is None:
                     writer.write(frame)  # YUV end to end; the writer scales if needed
+                    if clip is not None:
+                        clip.write(frame)
                     return
                 out = to_encoder_frame(frame, writer.width, writer.height)
             else:
@@ -124,6 +189,8 @@ def normalise_video(
             if on_frame is not None:
                 on_frame(writer.frames_written, out)
             writer.write(out)
+            if clip is not None:
+                clip.write(out)
 
         for packet in container.demux(*streams):
             if finished:
@@ -134,7 +201,7 @@ def normalise_video(
                 continue  # one damaged packet: keep going, the neighbours carry the picture
             for frame in decoded:
                 if packet.stream.type == "audio":
-                    aligner.add(frame, writer)
+                    aligner.add(frame, audio_sink)
                     continue
                 if frame.time is None:
                     continue
@@ -147,7 +214,16 @@ def normalise_video(
                         dst, width=ow, height=oh, fps=rate, preset=preset, crf=crf,
                         sample_rate=aligner.sample_rate, channels=aligner.channels,
                     )
-                    aligner.start(writer, t0)
+                    if preview is not None:
+                        clip = _PreviewTee(preview, (ow, oh), rate, preset=preset, crf=crf,
+                                           sample_rate=aligner.sample_rate, channels=aligner.channels)
+                    if master is not None and not copied_master and (ow, oh) != even_size(w, h):
+                        master_writer = VideoWriter(
+                            master, width=even_size(w, h)[0], height=even_size(w, h)[1], fps=rate, preset=preset,
+                            crf=crf, sample_rate=aligner.sample_rate, channels=aligner.channels,
+                        )
+                    audio_sink = _AudioFanOut(*(out for out in (writer, master_writer, clip) if out is not None))
+                    aligner.start(audio_sink, t0)
                 t = frame.time - t0
                 if max_seconds and t >= max_seconds - 1e-6:
                     finished = True
@@ -171,11 +247,21 @@ def normalise_video(
         while out_index * step < end - 1e-6 or out_index == 0:
             emit(prev)
             out_index += 1
-        aligner.finish(writer, out_index * step)
+        aligner.finish(audio_sink, out_index * step)
+        if clip is not None:
+            clip.finish()  # footage shorter than the clip: all of it
         writer.close()
+        if master_writer is not None:
+            master_writer.close()
     except BaseException:
         if writer is not None:
             writer.abort()
+        if master_writer is not None:
+            master_writer.abort()
+        if clip is not None:
+            clip.abort()
+        if copied_master:
+            master.unlink(missing_ok=True)
         raise
     finally:
         container.close()
@@ -184,6 +270,80 @@ def normalise_video(
 
 
 MAX_COPY_KEYFRAME_SECONDS = 2.0
+
+
+class _AudioFanOut:
+    """One aligned sound track for several writers (the normalised footage, its master, the
+    preview clip)."""
+
+    def __init__(self, *writers):
+        self.writers = writers
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        for writer in self.writers:
+            writer.write_audio(samples)
+
+
+class _PreviewTee:
+    """Writes the first frames and samples it is handed into the preview clip, then closes it
+    and tells ``on_ready``; everything after that is ignored."""
+
+    def __init__(self, clip: PreviewClip, size: tuple[int, int], rate, *, preset: str, crf: int,
+                 sample_rate: int | None, channels: int | None):
+        self.clip = clip
+        width, height = even_size(*size, max_long_side=clip.max_long_side)
+        self.writer = VideoWriter(clip.path, width=width, height=height, fps=rate, preset=preset, crf=crf,
+                                  sample_rate=sample_rate, channels=channels)
+        self.frames_needed = max(1, int(round(clip.seconds * float(rate))))
+        self.samples_needed = int(round(self.frames_needed / float(rate) * sample_rate)) if sample_rate else 0
+        self.frames = self.samples = 0
+        self.done = False
+
+    def write(self, frame) -> None:
+        if self.done or self.frames >= self.frames_needed:
+            return
+        self.writer.write(frame)
+        self.frames += 1
+        self._complete_yet()
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        if self.done or self.samples >= self.samples_needed:
+            return
+        samples = samples[: self.samples_needed - self.samples]
+        self.writer.write_audio(samples)
+        self.samples += len(samples)
+        self._complete_yet()
+
+    def _complete_yet(self) -> None:
+        if self.frames >= self.frames_needed and self.samples >= self.samples_needed:
+            self.finish()
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.writer.close()
+        if self.clip.on_ready is not None:
+            self.clip.on_ready(Path(self.clip.path))
+
+    def abort(self) -> None:
+        if not self.done:
+            self.done = True
+            self.writer.abort()
+
+
+def _fits(src, max_long_side: int | None) -> bool | None:
+    """Whether the picture is within ``max_long_side`` already (None: unreadable here)."""
+    if not max_long_side:
+        return True
+    try:
+        with open_input(src) as container:
+            if not container.streams.video:
+                return None
+            cc = container.streams.video[0].codec_context
+            return max(cc.width, cc.height) <= max_long_side
+    except (InputRejected, av.error.FFmpegError):
+        return None
 
 
 def _already_normal(src, mime: str | None, *, max_long_side: int | None, max_seconds: float | None) -> bool:
@@ -252,47 +412,75 @@ def _normal_streams(container, *, max_long_side: int | None, max_seconds: float 
     return not (gaps.size and gaps.max() / tick > MAX_COPY_KEYFRAME_SECONDS * float(rate) + 0.5)
 
 
-def _copy_normal(src, dst, progress: ProgressFn | None, *, stage: str, should_cancel, on_frame) -> MediaInfo:
+def _copy_normal(src, dst, progress: ProgressFn | None, *, stage: str, should_cancel, on_frame,
+                 preview: PreviewClip | None = None) -> MediaInfo:
     """Copy an already-normal file's packets into a fresh MP4 (faststart); decode its video
-    only when ``on_frame`` wants the pictures."""
+    only when ``on_frame`` or the ``preview`` clip wants the pictures (and its sound only for
+    the clip)."""
     ticker = ProgressThrottle(progress, stage)
     ticker(0.0, force=True)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     container = open_input(src)
     output = None
+    clip: _PreviewTee | None = None
     try:
         video = container.streams.video[0]
         video.thread_type = "AUTO"
-        streams = [video] + list(container.streams.audio[:1])
+        audio = container.streams.audio[0] if container.streams.audio else None
+        streams = [video] + ([audio] if audio is not None else [])
         total = float(video.duration * video.time_base) if video.duration else 0.0
+        aligner = None
+        if preview is not None:
+            aligner = _AudioAligner(audio, limit_seconds=preview.seconds)
+            clip = _PreviewTee(preview, (video.codec_context.width, video.codec_context.height),
+                               standard_rate(video.average_rate or video.guessed_rate), preset=DEFAULT_PRESET,
+                               crf=DEFAULT_CRF, sample_rate=aligner.sample_rate, channels=aligner.channels)
+            # a normal file's sound starts with its picture (``_normal_streams``)
+            aligner.start(clip, float(video.start_time * video.time_base) if video.start_time is not None else 0.0)
         output = av.open(str(dst), mode="w", format="mp4", container_options={"movflags": "+faststart"})
         copies = {stream.index: output.add_stream_from_template(stream) for stream in streams}
         index = 0
+
+        def show(frame) -> None:
+            nonlocal index
+            if on_frame is not None:
+                on_frame(index, frame)
+            if clip is not None:
+                clip.write(frame)
+            index += 1
+
         for packet in container.demux(*streams):
             if packet.dts is None:
                 continue  # the demuxer's end-of-stream marker
             is_video = packet.stream.index == video.index
-            pictures = packet.decode() if is_video and on_frame is not None else ()
+            wanted = on_frame is not None or (clip is not None and not clip.done)
+            pictures = packet.decode() if is_video and wanted else ()
+            if not is_video and clip is not None and not clip.done:
+                for sound in packet.decode():
+                    aligner.add(sound, clip)
             packet.stream = copies[packet.stream.index]
             output.mux(packet)
             for frame in pictures:
-                on_frame(index, frame)
-                index += 1
+                show(frame)
             if is_video:
                 if should_cancel is not None and should_cancel():
                     raise Cancelled("Preparation was cancelled.")
                 if total and packet.pts is not None:
                     ticker(float(packet.pts * video.time_base) / total)
-        if on_frame is not None:
+        if on_frame is not None or (clip is not None and not clip.done):
             for frame in video.codec_context.decode(None):  # frames the decoder still holds
-                on_frame(index, frame)
-                index += 1
+                show(frame)
+        if clip is not None and not clip.done:
+            aligner.finish(clip, clip.frames / float(clip.writer.rate))
+            clip.finish()
         output.close()
         output = None
     except BaseException:
         if output is not None:
             output.close()
+        if clip is not None:
+            clip.abort()
         dst.unlink(missing_ok=True)
         raise
     finally:

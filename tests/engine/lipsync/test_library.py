@@ -88,3 +88,74 @@ def test_footage_whose_sound_is_music_is_lip_synced_by_the_speaker_independent_m
     assert report.to_dict()["mouth_timing"] == "speaker-independent"
     lib = Library.load(path)
     assert "weights" not in lib.model and (lib.visemes == -1).all()
+
+
+def test_at_twice_the_size_the_landmarks_land_where_facemesh_finds_them(library, speaking):
+    """A 4K render reads the master, twice the prepared media's size: the library's
+    transforms are scaled to it (``Library.for_frame_size``), nothing else changes."""
+    import cv2
+
+    path, _ = library
+    lib = Library.load(path)
+    width, height = lib.frame_size
+    big = lib.for_frame_size(2 * width, 2 * height)
+    assert big.frame_size == (2 * width, 2 * height) and np.array_equal(big.points, lib.points)
+    assert lib.for_frame_size(width, height) is lib
+    to_frame = np.array([invert_transform(t) for t in big.transform])
+    lips = [KEPT_POSITION[i] for i in (1, 13, 14, 61, 291)]
+    for index, rgb in zip((50, 150), decoded_rgb(speaking, (50, 150))):
+        large = cv2.resize(rgb, (2 * width, 2 * height), interpolation=cv2.INTER_CUBIC)
+        found = face_mesh(large, static=True)[0][[1, 13, 14, 61, 291]]
+        placed = to_frame[index, :, :2] @ lib.points[index, lips].T + to_frame[index, :, 2:]
+        assert np.abs(placed.T - found).max() < 10  # px at twice the size (8 at the media's)
+
+
+def test_the_builder_lets_the_preview_run_ahead_and_tracks_every_frame_after(speaking, tmp_path):
+    import itertools
+
+    from engine.lipsync import LibraryBuilder
+
+    with media.VideoReader(speaking) as reader:
+        frames = list(itertools.islice(reader.iter_sequential(), 40))
+    with LibraryBuilder() as builder:
+        builder.start_worker(depth=4)
+        builder.run_ahead(30)
+        for index, frame in frames[:34]:  # 30 + the usual 4: none of these waits
+            builder.submit(index, frame)
+        import time
+
+        deadline = time.monotonic() + 30
+        while builder.tracker is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # FaceMesh is loaded, and would have tracked a few frames by now
+        assert builder.tracker is not None and builder.kept == []  # held until the preview is out
+        builder.run_ahead(0)
+        for index, frame in frames[34:]:
+            builder.submit(index, frame)
+        builder.join()
+        assert len(builder.kept) == 40 and all(kept is not None for kept in builder.kept)
+
+
+def test_running_ahead_never_waits_on_itself(speaking):
+    """More frames than the allowance (60 fps footage, a 1080p source): the hold lifts and
+    the tracking catches up instead of the caller waiting for a preview that cannot come."""
+    import itertools
+    import threading
+
+    from engine.lipsync import LibraryBuilder
+
+    with media.VideoReader(speaking) as reader:
+        frames = list(itertools.islice(reader.iter_sequential(), 30))
+    with LibraryBuilder() as builder:
+        builder.start_worker(depth=2)
+        builder.run_ahead(10)
+
+        def feed():
+            for index, frame in frames:
+                builder.submit(index, frame)
+            builder.join()
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        feeder.join(timeout=60)
+        assert not feeder.is_alive() and len(builder.kept) == 30

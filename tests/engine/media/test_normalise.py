@@ -72,3 +72,91 @@ def test_normalise_applies_rotation_metadata_to_the_pixels(tmp_path):
     upright = next(media.iter_video_frames(tmp_path / "upright.mp4"))
     expected = np.rot90(pattern(320, 240, 0), 1)  # 90° counter-clockwise, as the matrix says
     assert np.abs(upright.astype(int) - expected).mean() < 6
+
+
+def _stream_facts(path: Path) -> tuple[int, int, int, bool]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for p in container.demux(stream) if p.size)
+        return stream.width, stream.height, frames, bool(container.streams.audio)
+
+
+def test_a_source_larger_than_the_cap_keeps_a_full_size_master_packet_for_packet(tmp_path):
+    # 320×240 standing in for 4K, a cap of 160 standing in for 1,920
+    source = _our_kind_of_video(tmp_path / "big.mp4", frames=50)
+    seen: list[int] = []
+    info = media.normalise_video(source, tmp_path / "n.mp4", max_long_side=160, master=tmp_path / "master.mp4",
+                                 on_frame=lambda i, f: seen.append((f.width, f.height)))
+    assert (info.width, info.height, info.frame_count) == (160, 120, 50)
+    assert set(seen) == {(160, 120)}  # the analysis sees the small frames
+    # already normal at its own size: nothing re-encoded for the master
+    assert _video_packets(tmp_path / "master.mp4") == _video_packets(source)
+    assert _stream_facts(tmp_path / "master.mp4") == (320, 240, 50, True)
+
+
+def test_a_master_that_must_be_encoded_shows_the_same_frames_as_the_small_media(tmp_path):
+    source = encode_video(tmp_path / "odd.mp4", fmt="mp4", width=322, height=242, frames=40, jitter_ms=12)
+    info = media.normalise_video(source, tmp_path / "n.mp4", max_long_side=162, master=tmp_path / "master.mp4",
+                                 frame_filter=lambda rgb: 255 - rgb)
+    assert _stream_facts(tmp_path / "master.mp4") == (322, 242, info.frame_count, False)
+    small = [f.to_ndarray(format="rgb24") for f in media.VideoReader(tmp_path / "n.mp4").frames(range(info.frame_count))]
+    large = [f.to_ndarray(format="rgb24") for f in
+             media.VideoReader(tmp_path / "master.mp4").frames(range(info.frame_count))]
+    import cv2
+
+    for a, b in zip(small, large):
+        shrunk = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(shrunk - a).mean() < 6  # the same picture (the filter applied to both)
+    # the moving bar is where the small frames have it, frame for frame
+    assert np.abs(large[0].astype(int) - large[5].astype(int)).max() > 100
+
+
+def test_a_source_within_the_cap_gets_no_master(tmp_path):
+    source = _our_kind_of_video(tmp_path / "small.mp4", frames=20)
+    media.normalise_video(source, tmp_path / "n.mp4", max_long_side=1920, master=tmp_path / "master.mp4")
+    assert not (tmp_path / "master.mp4").exists()
+
+
+def _clip_facts(path: Path) -> tuple[int, int, int, float]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for p in container.demux(video) if p.size)
+    with av.open(str(path)) as container:
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+        rate = container.streams.audio[0].sample_rate
+    return video.width, video.height, frames, samples / rate
+
+
+@pytest.mark.parametrize("keyframe_seconds", [2.0, 5.0], ids=["copied", "re-encoded"])
+def test_the_preview_clip_rides_along_and_is_ready_before_the_pass_ends(tmp_path, keyframe_seconds):
+    source = _our_kind_of_video(tmp_path / "src.mp4", frames=100, keyframe_seconds=keyframe_seconds)
+    seen: list[int] = []
+    ready: list[tuple[Path, int]] = []
+    clip = media.PreviewClip(tmp_path / "preview.mp4", seconds=1.0, max_long_side=160,
+                             on_ready=lambda path: ready.append((path, len(seen))))
+    info = media.normalise_video(source, tmp_path / "n.mp4", on_frame=lambda i, f: seen.append(i), preview=clip)
+    assert info.frame_count == 100
+    copied = _video_packets(tmp_path / "n.mp4") == _video_packets(source)
+    assert copied == (keyframe_seconds == 2.0)
+    assert len(ready) == 1 and ready[0][0] == tmp_path / "preview.mp4"
+    assert ready[0][1] < 60  # long before the end: as soon as its second is through
+    width, height, frames, seconds = _clip_facts(tmp_path / "preview.mp4")
+    assert (width, height, frames) == (160, 120, 25)
+    assert seconds == pytest.approx(1.0, abs=0.03)
+    # its pictures are the footage's first ones
+    first = media.VideoReader(tmp_path / "preview.mp4").frames([10])
+    expected = media.VideoReader(source).frames([10])
+    import cv2
+
+    a = next(iter(first)).to_ndarray(format="rgb24").astype(int)
+    b = cv2.resize(next(iter(expected)).to_ndarray(format="rgb24"), (160, 120), interpolation=cv2.INTER_AREA)
+    assert np.abs(a - b).mean() < 8
+
+
+def test_footage_shorter_than_the_preview_clip_is_all_of_it(tmp_path):
+    source = _our_kind_of_video(tmp_path / "short.mp4", frames=30, keyframe_seconds=5.0)
+    ready: list[Path] = []
+    media.normalise_video(source, tmp_path / "n.mp4", preview=media.PreviewClip(tmp_path / "p.mp4", seconds=3.0,
+                                                                               on_ready=ready.append))
+    assert ready == [tmp_path / "p.mp4"]
+    assert _clip_facts(tmp_path / "p.mp4")[2:] == (30, pytest.approx(1.2, abs=0.03))
