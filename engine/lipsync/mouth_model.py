@@ -4,9 +4,11 @@ Two predictors. The speaker-independent one serves every voice, in any language:
 trajectory's jaw (visemes shaped by loudness, plus the loudness itself where phones were
 only recognised) mapped so this person rests in pauses and opens, during speech, exactly as
 wide as in their own footage. The per-avatar one is a ridge regression fitted on the
-footage that maps trajectory features and the sound's mel cepstrum (each at several lags)
-to the measured mouth state; it knows this recording's sound, so it is used only for voices
-that sound like it (``own_voice_share``).
+footage that maps trajectory features (at several lags) and the sound's mel cepstrum
+(averaged over windows ahead) to the measured mouth state; it knows this recording's sound,
+so it is used only for voices that sound like it (``own_voice_share``), and where
+cross-validation on the footage finds the sound's loudness alone a better guide, a
+loudness-only model of the same kind speaks instead.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ from .library import (
 
 # Trajectory features (per frame) the mouth-state model reads, at these frame lags.
 MODEL_LAGS_SECONDS = (-0.067, 0.0, 0.067, 0.133, 0.2, 0.267)
-# … and the sound's mel cepstrum at these: the mouth shapes a sound ~0.1 s before it is heard
-CEPSTRUM_LAGS_SECONDS = (0.0, 0.1, 0.2)
+# … and the sound's mel cepstrum averaged over these windows ahead: the mouth shapes a sound
+# ~0.1 s before it is heard. Averaging every frame of a window (rather than sampling a frame
+# every 0.1 s) hears all of the lookahead with fewer, steadier columns.
+CEPSTRUM_WINDOWS_SECONDS = ((0.0, 0.1), (0.1, 0.2))
+# Libraries prepared before read the cepstrum at these single lags and the viseme class too.
+LEGACY_CEPSTRUM_LAGS_SECONDS = (0.0, 0.1, 0.2)
 RIDGE = 100.0
 MIN_MODEL_FRAMES = 120
 # A voice this close to the footage's own recording (dB of long-term spectrum) is "its own";
@@ -47,8 +53,10 @@ VISEME_CLASSES = {
     "CH": 4, "RR": 4, "ou": 4, "oh": 5, "aa": 5, "E": 6, "ih": 6,
 }
 VISEME_CLASS_COUNT = max(VISEME_CLASSES.values()) + 1
-# per frame: six trajectory parameters, log loudness, depth in a pause, viseme class one-hot
-TRAJECTORY_FEATURES = 6 + 2 + VISEME_CLASS_COUNT
+# per frame: six trajectory parameters, log loudness, depth in a pause (the model's inputs);
+# libraries prepared before also read the viseme class one-hot
+TRAJECTORY_FEATURES = 6 + 2
+LEGACY_TRAJECTORY_FEATURES = TRAJECTORY_FEATURES + VISEME_CLASS_COUNT
 
 
 def measure_state(points: np.ndarray, iod: float) -> np.ndarray:
@@ -125,30 +133,67 @@ def _lagged(features: np.ndarray, fps: float, lags: Sequence[float] = MODEL_LAGS
     return np.concatenate(columns, axis=1)
 
 
-def model_inputs(trajectory, frame_count: int | None = None, *, cepstrum: bool = True) -> np.ndarray:
-    """The mouth-state model's input per frame: lagged trajectory features and, unless
-    ``cepstrum`` is False (libraries prepared before the model heard the sound itself), the
-    lagged mel cepstrum of the driving audio."""
+def _pooled(features: np.ndarray, fps: float, windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Per frame, the mean of ``features`` over each window of seconds ahead (clipped at the ends)."""
+    n = len(features)
+    total = np.vstack([np.zeros((1, features.shape[1])), np.cumsum(features, axis=0, dtype=np.float64)])
+    frames = np.arange(n)
+    columns = []
+    for first, last in windows:
+        lo = np.clip(frames + int(round(first * fps)), 0, n - 1)
+        hi = np.clip(frames + int(round(last * fps)), lo, n - 1) + 1
+        columns.append((total[hi] - total[lo]) / (hi - lo)[:, None])
+    return np.concatenate(columns, axis=1).astype(np.float32)
+
+
+# The model's input layouts, told apart by their width: (trajectory columns, cepstrum).
+LAYOUT_CURRENT = "current"
+LAYOUT_LEGACY_HEARD = "legacy-heard"
+LAYOUT_LEGACY = "legacy"
+
+
+def model_inputs(trajectory, frame_count: int | None = None, *, layout: str = LAYOUT_CURRENT) -> np.ndarray:
+    """The mouth-state model's input per frame: lagged trajectory features and the driving
+    audio's mel cepstrum averaged over windows ahead. Recognised viseme classes are left out:
+    they are often wrong, and with a few hundred frames to learn from, a one-hot per class
+    and lag taught the model this recording's recognition errors (held-out r 0.53–0.54 with
+    them and the cepstrum at single lags, 0.57–0.64 as here, on every split of the clip we
+    have: docs/quality.md). ``layout`` rebuilds the inputs of
+    libraries prepared before (``model_layout``)."""
     n = trajectory.frame_count if frame_count is None else frame_count
-    x = _lagged(trajectory_features(trajectory, n), trajectory.fps)
-    if not cepstrum:
+    features = trajectory_features(trajectory, n)
+    if layout == LAYOUT_CURRENT:
+        features = features[:, :TRAJECTORY_FEATURES]
+    x = _lagged(features, trajectory.fps)
+    if layout == LAYOUT_LEGACY:
         return x
     spectrum = np.zeros((n, CEPSTRUM_COEFFICIENTS), np.float32)
     if trajectory.cepstrum is not None:
         known = trajectory.cepstrum[:n]
         spectrum[: len(known)] = known
-    return np.hstack([x, _lagged(spectrum, trajectory.fps, CEPSTRUM_LAGS_SECONDS)])
+    if layout == LAYOUT_LEGACY_HEARD:
+        return np.hstack([x, _lagged(spectrum, trajectory.fps, LEGACY_CEPSTRUM_LAGS_SECONDS)])
+    return np.hstack([x, _pooled(spectrum, trajectory.fps, CEPSTRUM_WINDOWS_SECONDS)])
 
 
-def model_inputs_width() -> int:
-    """Columns of ``model_inputs`` with the cepstrum (older libraries' models have fewer)."""
-    return TRAJECTORY_FEATURES * len(MODEL_LAGS_SECONDS) + CEPSTRUM_COEFFICIENTS * len(CEPSTRUM_LAGS_SECONDS)
+def model_inputs_width(layout: str = LAYOUT_CURRENT) -> int:
+    """Columns of ``model_inputs`` in ``layout``."""
+    lags = len(MODEL_LAGS_SECONDS)
+    if layout == LAYOUT_LEGACY:
+        return LEGACY_TRAJECTORY_FEATURES * lags
+    if layout == LAYOUT_LEGACY_HEARD:
+        return LEGACY_TRAJECTORY_FEATURES * lags + CEPSTRUM_COEFFICIENTS * len(LEGACY_CEPSTRUM_LAGS_SECONDS)
+    return TRAJECTORY_FEATURES * lags + CEPSTRUM_COEFFICIENTS * len(CEPSTRUM_WINDOWS_SECONDS)
 
 
-def fit_model(inputs: np.ndarray, state: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Ridge regression model inputs → standardized mouth state."""
-    x = inputs[rows]
-    y = state[rows]
+def model_layout(model: dict) -> str | None:
+    """Which input layout a library's fitted model reads (None: none we can rebuild)."""
+    width = len(model["x_mean"])
+    return next((layout for layout in (LAYOUT_CURRENT, LAYOUT_LEGACY_HEARD, LAYOUT_LEGACY)
+                 if model_inputs_width(layout) == width), None)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     x_mean, x_std = x.mean(axis=0), x.std(axis=0) + 1e-4
     y_mean, y_std = y.mean(axis=0), y.std(axis=0) + 1e-4
     xs = np.column_stack([(x - x_mean) / x_std, np.ones(len(x))])
@@ -166,6 +211,69 @@ def fit_model(inputs: np.ndarray, state: np.ndarray, rows: np.ndarray) -> dict[s
         "y_std": y_std.astype(np.float32),
         "fit_r": np.array(r, np.float32),
     }
+
+
+def _apply(model: dict[str, np.ndarray], x: np.ndarray, prefix: str = "") -> np.ndarray:
+    xs = np.column_stack([(x - model[prefix + "x_mean"]) / model[prefix + "x_std"], np.ones(len(x))])
+    return (xs @ model[prefix + "weights"]) * model[prefix + "y_std"] + model[prefix + "y_mean"]
+
+
+# Cross-validation on the footage: contiguous blocks, each predicted by a model fitted on the
+# rest minus a gap as wide as the inputs' reach (0.27 s ahead is 8 frames at 30 fps), so a
+# block's own frames never leak into its model through the lags.
+CV_FOLDS = 5
+CV_GAP_FRAMES = 8
+
+
+def _cross_validated_r(x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> float:
+    """Pearson r of the aperture predicted for each block of ``rows`` by a model fitted without it."""
+    predicted = np.full(len(rows), np.nan)
+    edges = np.linspace(0, len(rows), CV_FOLDS + 1).astype(int)
+    for first, last in zip(edges[:-1], edges[1:]):
+        if last <= first:
+            continue
+        lo, hi = rows[first] - CV_GAP_FRAMES, rows[last - 1] + CV_GAP_FRAMES
+        train = rows[(rows < lo) | (rows > hi)]
+        if len(train) < MIN_MODEL_FRAMES // 2:
+            continue
+        predicted[first:last] = _apply(_ridge(x[train], y[train]), x[rows[first:last]])[:, 0]
+    ok = np.isfinite(predicted)
+    if ok.sum() < 10 or predicted[ok].std() < 1e-9 or y[rows[ok], 0].std() < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(predicted[ok], y[rows[ok], 0])[0, 1])
+
+
+def _loudness_columns() -> np.ndarray:
+    """The current layout's columns that hear only how loud the sound is (log loudness and
+    depth in a pause, at every lag)."""
+    starts = np.arange(len(MODEL_LAGS_SECONDS)) * TRAJECTORY_FEATURES
+    return np.sort(np.concatenate([starts + 6, starts + 7]))
+
+
+def fit_model(inputs: np.ndarray, state: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Ridge regression model inputs → standardized mouth state.
+
+    With the current inputs, also a loudness-only model of the same kind, and both models'
+    cross-validated r on the footage: where the full model does worse than loudness alone
+    (recognised phones that mean nothing for this recording, too little footage), renders use
+    the loudness model (``predict_state``), so the mouth is never worse than the simplest
+    baseline as far as the footage can tell."""
+    rows = np.asarray(rows)
+    model = _ridge(inputs[rows], state[rows])
+    if inputs.shape[1] == model_inputs_width(LAYOUT_CURRENT):
+        loud = _loudness_columns()
+        model["cv_r"] = np.float32(_cross_validated_r(inputs, state, rows))
+        model["loudness_cv_r"] = np.float32(_cross_validated_r(inputs[:, loud], state, rows))
+        model.update({"loudness_" + key: value for key, value in _ridge(inputs[rows][:, loud], state[rows]).items()})
+    return model
+
+
+def uses_loudness_model(model: dict[str, np.ndarray]) -> bool:
+    """Did cross-validation on the footage find loudness alone a better guide than the full model?"""
+    if "loudness_weights" not in model:
+        return False
+    full, loud = float(model["cv_r"]), float(model["loudness_cv_r"])
+    return bool(np.isfinite(loud) and (not np.isfinite(full) or loud > full))
 
 
 def exact_timing(trajectory) -> bool:
@@ -200,7 +308,9 @@ def predict_state(library: Library, trajectory) -> np.ndarray:
     recording (self-reenactment, more footage of the same session) is predicted by the
     footage's own model instead: trained on trajectories recognised from that sound, it knows
     how this speaker moves for it, including the recogniser's habits and the recording's
-    audio-visual lag. A script has exact phoneme times and always takes the first path.
+    audio-visual lag. A script has exact phoneme times and always takes the first path. Where
+    cross-validation on the footage found the model worse than the sound's loudness alone,
+    the footage's loudness-only model speaks instead (``fit_model``).
     """
     model = library.model
     if "weights" not in model or exact_timing(trajectory):
@@ -208,10 +318,14 @@ def predict_state(library: Library, trajectory) -> np.ndarray:
     own = own_voice_share(model.get("voice_signature"), getattr(trajectory, "voice_signature", None))
     if own <= 0.0:
         return speaker_independent_state(library, trajectory)
-    heard = len(model["x_mean"]) == model_inputs_width()
-    x = model_inputs(trajectory, cepstrum=heard)
-    xs = np.column_stack([(x - model["x_mean"]) / model["x_std"], np.ones(len(x))])
-    learned = (xs @ model["weights"]) * model["y_std"] + model["y_mean"]
+    layout = model_layout(model)
+    if layout is None:
+        return speaker_independent_state(library, trajectory)
+    x = model_inputs(trajectory, layout=layout)
+    if layout == LAYOUT_CURRENT and uses_loudness_model(model):
+        learned = _apply(model, x[:, _loudness_columns()], "loudness_")
+    else:
+        learned = _apply(model, x)
     if own >= 1.0:
         return learned.astype(np.float32)
     return (own * learned + (1.0 - own) * speaker_independent_state(library, trajectory)).astype(np.float32)

@@ -8,7 +8,13 @@ import pytest
 
 from engine import speech, visemes
 from engine.lipsync import Library, model_inputs, predict_state
-from engine.lipsync.mouth_model import fit_model, own_voice_share
+from engine.lipsync.mouth_model import (
+    LAYOUT_LEGACY,
+    LAYOUT_LEGACY_HEARD,
+    fit_model,
+    own_voice_share,
+    uses_loudness_model,
+)
 
 # Each builds or renders a real mouth library: the engine end to end.
 pytestmark = pytest.mark.slow
@@ -24,12 +30,33 @@ def test_the_mouth_model_hears_the_sound_and_still_reads_older_libraries(library
     rows = np.flatnonzero(lib.usable[:n])
     predicted = predict_state(lib, trajectory)
     assert np.corrcoef(predicted[rows, 0], lib.state[rows, 0])[0, 1] > 0.6
-    # a library prepared before the model heard the sound (nor kept its voice): the
+    # libraries prepared before: one whose model heard the sound at single lags and read the
+    # viseme classes, with its voice kept, is still predicted by its own model …
+    lib.model = fit_model(model_inputs(trajectory, n, layout=LAYOUT_LEGACY_HEARD), lib.state[:n], rows)
+    lib.model["voice_signature"] = trajectory.voice_signature
+    heard = predict_state(lib, trajectory)
+    assert np.corrcoef(heard[rows, 0], lib.state[rows, 0])[0, 1] > 0.6
+    # … and one prepared before the model heard the sound (nor kept its voice) gets the
     # speaker-independent mouth, which still follows the speech
-    lib.model = fit_model(model_inputs(trajectory, n, cepstrum=False), lib.state[:n], rows)
+    lib.model = fit_model(model_inputs(trajectory, n, layout=LAYOUT_LEGACY), lib.state[:n], rows)
     older = predict_state(lib, trajectory)
     assert older.shape == predicted.shape
     assert np.corrcoef(older[rows, 0], lib.state[rows, 0])[0, 1] > 0.3
+
+
+def test_where_the_footage_finds_loudness_a_better_guide_renders_follow_loudness(library, speaking):
+    path, _ = library
+    lib = Library.load(path)
+    # preparation measured both models on the footage itself
+    assert np.isfinite(float(lib.model["cv_r"])) and np.isfinite(float(lib.model["loudness_cv_r"]))
+    trajectory = visemes.trajectory_from_audio(speech.load_audio(speaking), 16000, lib.fps)
+    rows = np.flatnonzero(lib.usable[: min(trajectory.frame_count, lib.frame_count)])
+    full = predict_state(lib, trajectory)
+    lib.model["cv_r"] = np.float32(float(lib.model["loudness_cv_r"]) - 0.1)  # as if the phones meant nothing
+    assert uses_loudness_model(lib.model)
+    loud = predict_state(lib, trajectory)
+    assert not np.allclose(loud, full)
+    assert np.corrcoef(loud[rows, 0], lib.state[rows, 0])[0, 1] > 0.3
 
 
 def test_only_a_voice_like_the_footages_own_is_predicted_by_its_model():
