@@ -44,7 +44,9 @@ from .library import (
     Library,
     PreparationReport,
 )
-from .mouth_model import MIN_MODEL_FRAMES, fit_model, measure_state, model_inputs, trajectory_params
+from .mouth_model import (
+    MIN_MODEL_FRAMES, fit_model, measure_state, model_inputs, trajectory_params, uses_loudness_model,
+)
 from .own_speech import own_trajectory
 from .yuv import colour_matrix, single_threaded_cv2, warp_planes
 
@@ -574,10 +576,18 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
     report = PreparationReport(
         total_frames=n, usable_frames=usable_count, viseme_coverage=coverage, head_motion=head, warnings=warnings,
         open_frames=open_frames, closed_frames=closed_frames, av_offset_ms=offset_ms,
-        mouth_timing="own speech" if trajectory is not None else "speaker-independent",
+        mouth_timing=_mouth_timing(trajectory, model),
         own_speech_r=own_speech_r,
     )
     return library, report
+
+
+def _mouth_timing(trajectory, model) -> str:
+    if trajectory is None:
+        return "speaker-independent"
+    # Cross-validation on the footage found its loudness a better guide than the full model:
+    # renders of this voice follow loudness, and the report says so for whoever wonders why.
+    return "own speech, loudness" if model and uses_loudness_model(model) else "own speech"
 
 
 # The footage's sound is its own speech when its loudness-shaped jaw and the measured mouth

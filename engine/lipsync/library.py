@@ -90,7 +90,8 @@ class PreparationReport:
     av_offset_ms: float = 0.0  # how far the footage's sound lags its mouth (+: sound later)
     seconds: float = 0.0  # wall time the preparation took
     # "own speech": the footage's sound moves with its mouth, and renders of voices like it use
-    # the model learnt from it; "speaker-independent": it has no such sound (silence, music),
+    # the model learnt from it ("own speech, loudness": the one learnt from its loudness alone,
+    # which predicted this footage better); "speaker-independent": it has no such sound (silence, music),
     # and every voice is lip-synced by the speaker-independent mouth alone.
     mouth_timing: str = "own speech"
     own_speech_r: float = float("nan")  # how well the footage's sound and mouth move together

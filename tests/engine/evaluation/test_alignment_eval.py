@@ -8,6 +8,7 @@ import pytest
 
 from engine import speech
 from engine.__main__ import main
+from engine.evaluation import alignment as alignment_eval
 from engine.evaluation.alignment import start_errors
 
 pytestmark = pytest.mark.slow
@@ -20,7 +21,9 @@ def test_reference_words_pair_in_order_and_unpaired_ones_are_misses():
     assert errors[0] == pytest.approx(0.05) and errors[1] is None and errors[2] == pytest.approx(-0.1)
 
 
-def test_align_eval_reports_each_file_and_the_negatives(tmp_path, capsys):
+def test_align_eval_reports_each_file_and_the_negatives(tmp_path, capsys, monkeypatch):
+    # the espeak check on one sentence, not fourteen: its table is what is checked here
+    monkeypatch.setattr(alignment_eval, "SYNTHETIC_SENTENCES", {"en-us": ["Bob met Pam by the maple bench."]})
     sentences = {
         "speech_en.wav": ("en", "en-us+f3", "Bob met Pam by the maple bench, and they talked about the weather."),
         "speech_de.wav": ("de", "de+f3", "Der Raum hinter diesem Portal wurde lange als Lager genutzt."),
@@ -43,6 +46,10 @@ def test_align_eval_reports_each_file_and_the_negatives(tmp_path, capsys):
     assert text.startswith("## Transcript alignment (generated)")
     assert "Written by `make align-eval`" in text and "python -m engine align-eval --media" in text
     assert "| yes |" in text  # both transcripts matched their own audio
+    assert "espeak speech with exact word timings" in text
+    row = next(line for line in text.splitlines() if line.startswith("| en-us |")).split("|")
+    assert row[2].strip() == "21"  # seven words in each of the three recordings
+    assert int(row[3].split("/")[0]) >= 18, row  # espeak speech aligns to its own word starts
 
 
 def test_align_eval_without_the_transcripts_file_says_what_is_missing(tmp_path, capsys):

@@ -159,3 +159,15 @@ def test_running_ahead_never_waits_on_itself(speaking):
         feeder.start()
         feeder.join(timeout=60)
         assert not feeder.is_alive() and len(builder.kept) == 30
+
+
+def test_the_report_says_when_the_footage_is_lip_synced_by_its_loudness_model():
+    from engine.lipsync.build import _mouth_timing
+
+    heard = object()  # any trajectory: the footage's own speech was heard
+    full_wins = {"weights": np.zeros(3), "loudness_weights": np.zeros(2), "cv_r": 0.5, "loudness_cv_r": 0.3}
+    loudness_wins = {**full_wins, "cv_r": 0.2}
+    assert _mouth_timing(heard, full_wins) == "own speech"
+    assert _mouth_timing(heard, loudness_wins) == "own speech, loudness"
+    assert _mouth_timing(heard, {}) == "own speech"
+    assert _mouth_timing(None, loudness_wins) == "speaker-independent"

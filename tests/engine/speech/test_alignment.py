@@ -5,6 +5,10 @@ band), and on the shared recorded sentence when it is present."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,16 +16,26 @@ from scipy.signal import butter, sosfilt
 
 from engine import speech
 from engine.devmedia import shared_media
-from engine.speech.alignment import MISMATCH_SENTENCE, NO_SPEECH_SENTENCE, _spaced_transcript
+from engine.speech.alignment import (
+    MISMATCH_SENTENCE,
+    NO_SPEECH_SENTENCE,
+    _Pronounced,
+    _spaced_transcript,
+    _split_shared_sounds,
+)
 
 from .helpers import rejected
 
 pytestmark = pytest.mark.slow
 
+_ROOT = Path(__file__).resolve().parents[3]
 
-def _recording(text: str, voice: str, *, speed: float = 1.15, lead: float = 0.6, band: bool = True) -> tuple[np.ndarray, list]:
+
+def _recording(text: str, voice: str, *, speed: float = 1.15, lead: float = 0.6, band: bool = True,
+               spoken: speech.Speech | None = None) -> tuple[np.ndarray, list]:
     """espeak speech as a stand-in recording: silence around it, band-limited, hum and hiss."""
-    spoken = speech.synthesize(_spaced_transcript(text, voice), voice=voice, speed=speed)
+    if spoken is None:
+        spoken = speech.synthesize(_spaced_transcript(text, voice), voice=voice, speed=speed)
     rate = spoken.sample_rate
     pad = np.zeros(int(lead * rate), np.float32)
     audio = np.concatenate([pad, spoken.samples, pad[: len(pad) // 2]])
@@ -111,9 +125,29 @@ def test_an_empty_transcript_is_refused():
     assert error.code == "transcript_empty"
 
 
-def test_transcribe_finds_most_words_of_a_clear_english_sentence():
-    text = "Please call Stella and ask her to bring these things with her from the store."
-    samples, reference = _recording(text, "en-us", speed=0.9, band=False)
+def _fresh_speech(text: str, voice: str, speed: float, folder: Path) -> speech.Speech:
+    """espeak's rendering as a fresh process makes it. espeak-ng keeps its pitch flutter's phase
+    in a static variable that nothing resets, so within one process a sentence comes out a few
+    samples different after whatever other tests synthesised before it, and PocketSphinx heard
+    from 4 to 8 of the 13 words of one sentence depending on the tests run earlier."""
+    out = folder / "fresh.npz"
+    script = (
+        "import sys, numpy as np; from engine import speech; "
+        "s = speech.synthesize(sys.argv[1], voice=sys.argv[2], speed=float(sys.argv[3])); "
+        "np.savez(sys.argv[4], samples=s.samples, rate=s.sample_rate, "
+        "words=np.array([(w.start, w.end) for w in s.words]), texts=np.array([w.text for w in s.words]))"
+    )
+    subprocess.run([sys.executable, "-c", script, text, voice, str(speed), str(out)], cwd=_ROOT, check=True,
+                   env=dict(os.environ, PYTHONPATH=str(_ROOT)), timeout=120)
+    data = np.load(out)
+    words = [speech.WordEvent(float(a), float(b), str(t)) for (a, b), t in zip(data["words"], data["texts"])]
+    return speech.Speech(samples=data["samples"], sample_rate=int(data["rate"]), phonemes=[], words=words)
+
+
+def test_transcribe_finds_most_words_of_a_clear_english_sentence(tmp_path):
+    text = "My brother and I went to the park on Sunday to play football with our friends."
+    spoken = _fresh_speech(text, "en-us", 0.85, tmp_path)
+    samples, reference = _recording(text, "en-us", band=False, spoken=spoken)
     first = speech.transcribe(samples, 16000)
     assert speech.transcribe(samples, 16000) == first  # deterministic
     heard = {w.text.lower() for w in first}
@@ -122,15 +156,51 @@ def test_transcribe_finds_most_words_of_a_clear_english_sentence():
     assert all(0.0 <= w.start < w.end <= len(samples) / 16000 + 0.05 for w in first)
 
 
-def test_it_aligns_the_recorded_english_sentence():
+@pytest.mark.parametrize("language", ["en", "de", "es", "ja"])
+def test_it_aligns_the_recorded_sentences(language):
+    """Looser than the benchmark's 90 % (``make align-eval``): one word more may miss."""
+    name = f"speech_{language}.wav"
     meta_path = shared_media("speech_transcripts.json")
-    if not meta_path.is_file() or not shared_media("speech_en.wav").is_file():
+    if not meta_path.is_file() or not shared_media(name).is_file():
         pytest.skip("the shared media folder is not here")
-    from engine.evaluation.alignment import start_errors
+    from engine.evaluation.alignment import VOICE_FOR_LANGUAGE, start_errors
 
-    entry = json.loads(meta_path.read_text("utf-8"))["speech_en.wav"]
-    samples = speech.load_audio(shared_media("speech_en.wav"), sample_rate=16000)
-    result = speech.align_transcript(samples, 16000, entry["transcript"], voice="en-us")
+    entry = json.loads(meta_path.read_text("utf-8"))[name]
+    samples = speech.load_audio(shared_media(name), sample_rate=16000)
+    result = speech.align_transcript(samples, 16000, entry["transcript"], voice=VOICE_FOR_LANGUAGE[language])
     errors = start_errors(entry["words"], result.words)
     assert result.matched
-    assert np.mean([e is not None and abs(e) <= 0.100 for e in errors]) >= 0.85
+    assert np.mean([e is not None and abs(e) <= 0.100 for e in errors]) >= 0.8, errors
+
+
+@pytest.mark.parametrize(
+    ("voice", "recorded_voice", "text", "after_pause", "options"),
+    [
+        ("es", "es+m3", "Los pescadores salieron temprano, pero volvieron sin ningún pez.", "pero", {}),
+        ("en-us", "en-us+m3", "When the bell rang, the children ran outside, laughing and shouting.", "the",
+         {"speed": 1.0, "band": False}),
+    ],
+)
+def test_a_word_after_a_pause_starts_where_its_sound_does(voice, recorded_voice, text, after_pause, options):
+    """The search used to lay the word's first sound (a p's closure, a th) over the pause before
+    it and start it 150-180 ms early."""
+    samples, reference = _recording(text, recorded_voice, **options)
+    result = speech.align_transcript(samples, 16000, text, voice=voice)
+    # the word after the pause is the last of its spelling in each sentence
+    expected = [w.start for w in reference if w.text.lower() == after_pause][-1]
+    found = [w.start for w in result.words if w.text.lower() == after_pause][-1]
+    assert abs(found - expected) <= 0.08, (found, expected)
+    assert _share_within(result.words, reference, 0.100) >= 0.9
+
+
+def test_a_sound_shared_by_two_words_is_split_between_them():
+    """"arenas son": one long s; the search gave it all to "son" (arenas taken without its s)."""
+    words = [_Pronounced("arenas", ["AA", "R", "EH", "N", "AA", "S"], []), _Pronounced("son", ["S", "AO", "N"], [])]
+    times = [(1.0, 1.5), (1.5, 1.9)]
+    phones = [None, [("S", 1.5, 1.7), ("AO", 1.7, 1.8), ("N", 1.8, 1.9)]]
+    new_times, new_phones = _split_shared_sounds(words, times, phones)
+    assert new_times == [(1.0, 1.6), (1.6, 1.9)]
+    assert new_phones[1][0] == ("S", 1.6, 1.7)
+    # with a pause between them they are two sounds, and nothing moves
+    apart = [(1.0, 1.45), (1.5, 1.9)]
+    assert _split_shared_sounds(words, apart, phones)[0] == apart
