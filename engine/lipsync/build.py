@@ -27,6 +27,7 @@ from ..face import (
 )
 from ..progress import CancelFn, ProgressFn, StageTicker
 from .atlas import AtlasWriter
+from .covered import covered_frames, mouth_cues
 from .library import (
     CANON_IOD_MAX,
     CANON_IOD_MIN,
@@ -116,6 +117,7 @@ class LibraryBuilder:
         self.teeth: list[float] = []
         self.thumbs: list[np.ndarray] = []
         self.thumb_of: list[int] = []
+        self.cues: list[tuple[float, float]] = []  # ``covered.mouth_cues``, NaN: not measured
         self.template: np.ndarray | None = None
         self.canon_iod: float | None = None
         self.crop = (0.0, 0.0, 0, 0)
@@ -168,7 +170,7 @@ class LibraryBuilder:
             self.atlas_writer = AtlasWriter(self.atlas_path, w, h)
         m = similarity_transform(points[RIGID_INDICES, :2], self.template)
         yaw = landmark_yaw(points)
-        atlas, teeth, thumb = -1, 0.0, -1
+        atlas, teeth, thumb, cues = -1, 0.0, -1, (math.nan, math.nan)
         if self._in_range(index) and abs(yaw) <= MAX_YAW:
             x0, y0, w, h = self.crop
             to_crop = m.copy()
@@ -178,9 +180,11 @@ class LibraryBuilder:
             teeth = _teeth_measure(crop[0], apply_transform(to_crop, points[LIP_INNER, :2]))
             thumb = len(self.thumbs)
             self.thumbs.append(cv2.resize(crop[0], (24, 20), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1))
-        self._append(points[KEPT], m, yaw, atlas, teeth, thumb)
+            cues = mouth_cues(crop, apply_transform(to_crop, points[:, :2]), self.colour)
+        self._append(points[KEPT], m, yaw, atlas, teeth, thumb, cues)
 
-    def _append(self, kept, transform, yaw, atlas, teeth, thumb) -> None:
+    def _append(self, kept, transform, yaw, atlas, teeth, thumb, cues=(math.nan, math.nan)) -> None:
+        self.cues.append(cues)
         self.kept.append(kept)
         self.transforms.append(transform)
         self.yaw.append(yaw)
@@ -216,7 +220,8 @@ class LibraryBuilder:
             n=n, fps=self.fps, width=self.width, height=self.height, kept=kept,
             transforms=np.asarray(self.transforms, np.float32), yaw_abs=np.asarray(self.yaw, np.float32),
             atlas_index=np.asarray(self.atlas_index, np.int32), teeth=np.asarray(self.teeth, np.float32),
-            thumbs=self.thumbs, thumb_of=np.asarray(self.thumb_of, np.int32), canon_iod=self.canon_iod,
+            thumbs=self.thumbs, thumb_of=np.asarray(self.thumb_of, np.int32),
+            cues=np.asarray(self.cues, np.float32).reshape(-1, 2), canon_iod=self.canon_iod,
             crop=self.crop, first_unit=self.first_unit, last_unit=last_unit, trajectory=trajectory,
             colour=self.colour, atlas=self.atlas_path.read_bytes() if self.atlas_writer is not None else b"",
         )
@@ -425,8 +430,9 @@ def _safe_own_trajectory(video, audio, start, end, fps, sink: dict) -> None:
         sink["error"] = exc
 
 
-def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, teeth, thumbs, thumb_of, canon_iod,
-              crop, first_unit, last_unit, trajectory, colour, atlas) -> tuple[Library, PreparationReport]:
+def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, teeth, thumbs, thumb_of, cues,
+              canon_iod, crop, first_unit, last_unit, trajectory, colour,
+              atlas) -> tuple[Library, PreparationReport]:
     tracked = ~np.isnan(kept[:, 0, 0])
     if canon_iod is None or not tracked.any():
         raise InputRejected(
@@ -478,6 +484,11 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
             # rare mouth shape, a glitch): keep it as a background, but not as a unit.
             occluded[rows] = z[thumb_of[rows]] > OCCLUDED_Z
             unusual[rows] = z[thumb_of[rows]] > UNUSUAL_Z
+    # A cover the footage shows often (a headset microphone) is learnt by the PCA and passes it:
+    # lips that look like the skin round them, frame by frame, catch it however often it is there.
+    measured = np.isfinite(cues).all(axis=1)
+    covered = covered_frames(cues, measured)
+    occluded |= covered
     frontal = np.abs(yaw_abs) <= MAX_YAW
     ok = tracked & frontal & ~occluded
     usable = ok & units & in_range & ~unusual
@@ -535,6 +546,17 @@ def _assemble(*, n, fps, width, height, kept, transforms, yaw_abs, atlas_index, 
             f"Only {usable_count} of {unit_total} frames show your face clearly enough to use: keep your face "
             "in view, facing the camera, with nothing in front of your mouth."
         )
+    covered_share = float(occluded[measured & in_range].mean()) if (measured & in_range).any() else 0.0
+    if covered_share >= COVERED_WARN_SHARE:
+        advice = "Record with the microphone below your chin and nothing in front of your mouth."
+        if usable_count == 0:
+            raise InputRejected(
+                f"Something covers your mouth in {round(100 * covered_share)} % of the video (a microphone, a "
+                f"hand), so lip sync has no frame of your lips to learn from. {advice}",
+                field="source", code="mouth_covered")
+        warnings.append(
+            f"Something covers your mouth in {round(100 * covered_share)} % of the video (a microphone, a hand): "
+            f"lip sync cannot use those frames and skips them. {advice}")
     if open_frames < max(12, 0.04 * usable_count):
         warnings.append("Few open-mouth frames: record yourself reading aloud for at least 30 s.")
     if closed_frames < max(6, 0.01 * usable_count):
@@ -589,6 +611,10 @@ def _mouth_timing(trajectory, model) -> str:
     # renders of this voice follow loudness, and the report says so for whoever wonders why.
     return "own speech, loudness" if model and uses_loudness_model(model) else "own speech"
 
+
+# A cover over this share of the footage is worth a sentence (a few frames of a hand passing
+# are not).
+COVERED_WARN_SHARE = 0.15
 
 # The footage's sound is its own speech when its loudness-shaped jaw and the measured mouth
 # opening correlate at least this well at their best lag (own speech: 0.4–0.8 on every clip we
