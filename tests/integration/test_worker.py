@@ -1,7 +1,5 @@
 """The whole job path over a real broker: web enqueues on commit, a real Celery worker renders."""
 
-import time
-
 import pytest
 from django.test import Client
 
@@ -10,19 +8,10 @@ from engine import speech
 from renders.models import Render
 from studio.models import Team
 from studio.services import user_create
-from tests.integration.helpers import mp4_facts, ready_photo_avatar
+from tests.integration.helpers import mp4_facts, ready_photo_avatar, wait_for
 
 SCRIPT = "Good morning. This video was rendered by a real worker, frame by frame."
 
-
-def wait_for(predicate, *, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
