@@ -13,7 +13,10 @@ from ..errors import EngineError
 from ..face import yuv_planes
 
 ATLAS_GOP = 4  # frames between keyframes in the atlas: a jump decodes at most this many
-ATLAS_CRF = 17
+# "ultrafast" at crf 16: a little sharper than "superfast" at crf 17 (PSNR 47 against 46.4 dB
+# on the bench footage's crops) for half the encoder's CPU, in ~40 % more bytes.
+ATLAS_CRF = 16
+ATLAS_PRESET = "ultrafast"
 ATLAS_RATE = 25  # the atlas's nominal frame rate (its frames are numbered, not timed)
 
 
@@ -34,7 +37,7 @@ class AtlasWriter:
         stream = self.container.add_stream("libx264", rate=ATLAS_RATE)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {
-            "preset": "superfast",
+            "preset": ATLAS_PRESET,
             "crf": str(ATLAS_CRF),
             "x264-params": f"keyint={ATLAS_GOP}:min-keyint={ATLAS_GOP}:scenecut=0:bframes=0",
         }

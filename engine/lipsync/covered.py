@@ -74,9 +74,8 @@ def mouth_cues(planes, landmarks: np.ndarray, colour: int) -> tuple[float, float
     lips, ring = lips_and_ring(rgb.shape, landmarks)
     if lips.sum() < 10 or ring.sum() < 10:
         return math.nan, math.nan  # too few pixels to say
-    redness = float(np.median(lab[..., 1][lips]) - np.median(lab[..., 1][ring]))
-    difference = float(np.linalg.norm(np.median(lab[lips], axis=0) - np.median(lab[ring], axis=0)))
-    return redness, difference
+    lips_lab, ring_lab = np.median(lab[lips], axis=0), np.median(lab[ring], axis=0)
+    return float(lips_lab[1] - ring_lab[1]), float(np.linalg.norm(lips_lab - ring_lab))
 
 
 def covered_frames(cues: np.ndarray, measured: np.ndarray) -> np.ndarray:
