@@ -469,21 +469,35 @@ def _voice_track_speech(req, samples, rate, progress, trajectory_fps) -> _Speech
             aligned = alignment
         else:
             warnings.append(alignment.reason)
-    trajectory = None
-    if trajectory_fps:
-        report_progress(progress, "speech", 0.5)
-        if aligned is not None:
-            trajectory = visemes.trajectory_from_phonemes(
-                aligned.phonemes, samples, rate, trajectory_fps, alphabet=aligned.alphabet, words=aligned.words
-            )
-        else:
-            trajectory = visemes.trajectory_from_audio(samples, rate, fps=trajectory_fps)
+    # English captions without a transcript are transcribed in a child process, started
+    # before the mouth's own recognition: it runs beside it and the frames, on whichever core
+    # is free, and its words are collected at the end.
+    pending = None
+    if aligned is None and req.captions and is_english(req.voice) and req.caption_style is None:
+        pending = speech.BackgroundTranscription(samples16k, RECOGNITION_RATE)
+    try:
+        trajectory = None
+        if trajectory_fps:
+            report_progress(progress, "speech", 0.5)
+            if aligned is not None:
+                trajectory = visemes.trajectory_from_phonemes(
+                    aligned.phonemes, samples, rate, trajectory_fps, alphabet=aligned.alphabet, words=aligned.words
+                )
+            elif pending is not None:
+                # The transcription already has the second core: the phones are all decoded
+                # here (the same phones; no second child to start and load the model in).
+                trajectory = visemes.trajectory_from_audio(samples, rate, fps=trajectory_fps, local_share=1.0)
+            else:
+                trajectory = visemes.trajectory_from_audio(samples, rate, fps=trajectory_fps)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    if pending is not None:
+        report_progress(progress, "speech", 1.0)
+        return _Speech(samples, rate, trajectory, None, None, None, warnings, pending=pending)
     if aligned is not None:
         words, text, source = aligned.words, transcript, "transcript"
-    elif req.captions and is_english(req.voice) and req.caption_style is None:
-        report_progress(progress, "speech", 1.0)
-        pending = speech.BackgroundTranscription(samples16k, RECOGNITION_RATE)
-        return _Speech(samples, rate, trajectory, None, None, None, warnings, pending=pending)
     elif req.captions and is_english(req.voice):  # burned in: the words are needed before the frames
         report_progress(progress, "speech", 0.8)
         words, text, source = speech.transcribe(samples16k, RECOGNITION_RATE), None, "machine"

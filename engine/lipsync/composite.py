@@ -52,11 +52,12 @@ def _odd(value: float) -> int:
     return max(3, int(round(value)) // 2 * 2 + 1)
 
 
-def _copy_frame(frame):
-    """A new yuv420p frame with the same pixels and colour tags (the decoded one may be cached)."""
+def _copy_frame(frame, into=None):
+    """A yuv420p frame with the same pixels and colour tags (the decoded one may be cached):
+    ``into`` when given (a frame of the same size nobody uses any more), else a new one."""
     import av
 
-    out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    out = into if into is not None else av.VideoFrame(frame.width, frame.height, "yuv420p")
     for src, dst in zip(yuv_planes(frame), yuv_planes(out)):
         np.copyto(dst, src)
     out.colorspace = frame.colorspace
@@ -65,6 +66,30 @@ def _copy_frame(frame):
     # it was decoded): it skips its own frame-type analysis, which costs ~2 ms a frame.
     out.pict_type = frame.pict_type
     return out
+
+
+class _FramePool:
+    """Output frames used again once nothing refers to them any more (the encoder has taken
+    its copy, the queue and the caller have let go): a fresh 1080p frame costs a page fault
+    per 4 KB on every frame, a recycled one only the copy. Whoever keeps a frame (a test, an
+    evaluation) keeps it as it is: only frames with no other reference are reused."""
+
+    LIMIT = 48  # frames kept at most; beyond, new ones are made and dropped as before
+
+    def __init__(self):
+        self.frames: list = []
+
+    def copy(self, frame):
+        import sys
+
+        for kept in self.frames:
+            # references: the list, the loop variable and getrefcount's argument
+            if sys.getrefcount(kept) <= 3 and kept.width == frame.width and kept.height == frame.height:
+                return _copy_frame(frame, kept)
+        out = _copy_frame(frame)
+        if len(self.frames) < self.LIMIT:
+            self.frames.append(out)
+        return out
 
 
 def _polygon_lower_face(points: np.ndarray) -> np.ndarray:
@@ -101,11 +126,13 @@ class MouthCompositor:
         self.dilate = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.08 * h),) * 2)
         self.ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(0.14 * h),) * 2)
         self.sigma = 0.045 * h
+        self.feather_size = int(round(self.sigma * 6 + 1)) | 1
         self.margin = int(math.ceil(0.1 * h)) + 1
         self.colour: np.ndarray | None = None  # running (dY, dU, dV, gain)
         self.centre = 0.0
         self._frames_since_colour = 0
         self.detail: float | None = None  # running gain of the pasted mouth's fine detail
+        self.pool = _FramePool()
         # half-resolution mask pixel → full-resolution crop pixel (pixel centres)
         self.half_to_crop = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
 
@@ -137,8 +164,11 @@ class MouthCompositor:
         support = cv2.dilate(support, self.dilate)
         m = self.margin
         support[:m], support[-m:], support[:, :m], support[:, -m:] = 0, 0, 0, 0
-        mask = cv2.GaussianBlur(support, (0, 0), self.sigma).astype(np.float32) * (1.0 / 255.0)
-        mask[mask < 0.01] = 0.0
+        # blurred in float (OpenCV's 8-bit Gaussian is several times slower at this size),
+        # over the support its 8-bit version uses (±3 sigma)
+        mask = cv2.GaussianBlur(cv2.multiply(support, 1.0 / 255.0, dtype=cv2.CV_32F), (self.feather_size,) * 2,
+                                self.sigma)
+        cv2.threshold(mask, 0.01, 0.0, cv2.THRESH_TOZERO, dst=mask)
         return mask
 
     def ring(self, mask: np.ndarray, background: int, source: int) -> np.ndarray:
@@ -176,17 +206,24 @@ class MouthCompositor:
             v_c = cv2.addWeighted(v_c, 1.0 - fade, fade_crop[2], fade, 0.0)
         fit = jaw_fit_field(lib.points[source], lib.points[background], self.origin, (self.cw, self.ch), self.iod)
         mask = self.masks(background, source)
-        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
-        if w == 0 or h == 0:
+        inside = mask > 0
+        rows = np.flatnonzero(inside.any(axis=1))
+        if len(rows) == 0:
             return frame, None, None
 
         to_crop = lib.transform[background].astype(np.float64).copy()
         to_crop[:, 2] -= self.origin
         crop_to_frame = affine3(invert_transform(to_crop))
         half_to_frame = crop_to_frame @ self.half_to_crop
-        corners = np.array([[x - 0.5, y - 0.5], [x + w + 0.5, y - 0.5], [x - 0.5, y + h + 0.5],
-                            [x + w + 0.5, y + h + 0.5]], np.float32)
-        placed = apply_transform(half_to_frame[:2].astype(np.float32), corners)
+        # The region of interest: the frame pixels the mask reaches, row by row of the mask
+        # (the bounding box of its own bounding box would grow with the head's roll).
+        spans = inside[rows]
+        left = spans.argmax(axis=1) - 0.5
+        right = spans.shape[1] + 0.5 - spans[:, ::-1].argmax(axis=1)
+        top, bottom = rows - 0.5, rows + 1.5
+        ends = np.concatenate([np.stack([left, top], 1), np.stack([left, bottom], 1), np.stack([right, top], 1),
+                               np.stack([right, bottom], 1)]).astype(np.float32)
+        placed = apply_transform(half_to_frame[:2].astype(np.float32), ends)
         fw, fh = frame.width, frame.height
         x0 = max(0, int(math.floor(placed[:, 0].min())) - 1) // 2 * 2
         y0 = max(0, int(math.floor(placed[:, 1].min())) - 1) // 2 * 2
@@ -238,11 +275,15 @@ class MouthCompositor:
         # softer than the untouched upper face. Chroma (half size, and soft) stays bilinear.
         # (The lip correction and the jaw fit used to resample the crop once more each.)
         border = cv2.BORDER_REPLICATE
-        y_s = cv2.remap(y_c, luma_map, None, cv2.INTER_CUBIC, borderMode=border)
-        u_s = cv2.remap(u_c, chroma_map, None, cv2.INTER_LINEAR, borderMode=border)
-        v_s = cv2.remap(v_c, chroma_map, None, cv2.INTER_LINEAR, borderMode=border)
+        # Maps in OpenCV's fixed point first (what remap makes of float maps block by block
+        # anyway: the same pixels), once for both chroma planes.
+        luma_xy, luma_frac = cv2.convertMaps(luma_map, None, cv2.CV_16SC2)
+        chroma_xy, chroma_frac = cv2.convertMaps(chroma_map, None, cv2.CV_16SC2)
+        y_s = cv2.remap(y_c, luma_xy, luma_frac, cv2.INTER_CUBIC, borderMode=border)
+        u_s = cv2.remap(u_c, chroma_xy, chroma_frac, cv2.INTER_LINEAR, borderMode=border)
+        v_s = cv2.remap(v_c, chroma_xy, chroma_frac, cv2.INTER_LINEAR, borderMode=border)
 
-        out = _copy_frame(frame)
+        out = self.pool.copy(frame)
         out_planes = yuv_planes(out)
         out_planes[0][y0:y1, x0:x1] = self._blend_luma(y_s, planes[0][y0:y1, x0:x1], alpha, m, background, source)
         beta2 = 1.0 - a2
@@ -269,35 +310,40 @@ class MouthCompositor:
 
         Where ``alpha`` is 0 the background's samples come back exactly."""
         cv2 = self.cv2
-        pasted_f, under_f = pasted.astype(np.float32), under.astype(np.float32)
-        low_s = cv2.GaussianBlur(pasted_f, (0, 0), BAND_SIGMA)
-        low_b = cv2.GaussianBlur(under_f, (0, 0), BAND_SIGMA)
-        fine_s = cv2.subtract(pasted_f, low_s)
-        fine_b = cv2.subtract(under_f, low_b)
+        fine_s = pasted.astype(np.float32)
+        fine_b = under.astype(np.float32)
+        low_s = cv2.GaussianBlur(fine_s, (0, 0), BAND_SIGMA)
+        low_b = cv2.GaussianBlur(fine_b, (0, 0), BAND_SIGMA)
+        cv2.subtract(fine_s, low_s, dst=fine_s)
+        cv2.subtract(fine_b, low_b, dst=fine_b)
 
-        skin = (alpha > 0.6).astype(np.uint8)
-        mouths = np.zeros_like(skin)
+        keep = cv2.compare(alpha, 0.6, cv2.CMP_GT)  # 255 on the skin both faces show …
+        mouths = np.zeros_like(keep)
         for frame_index in (background, source):
             opening = apply_transform(to_roi, self.lib.points[frame_index][K_INNER] - self.origin)
-            cv2.fillPoly(mouths, [np.round(opening * 4).astype(np.int32)], 1, shift=2)
-        keep = (skin & (1 - mouths)).astype(bool)
-        if keep.sum() >= 50:
-            own = float(np.sqrt(np.mean(fine_b[keep] ** 2)))
-            have = float(np.sqrt(np.mean(fine_s[keep] ** 2)))
+            cv2.fillPoly(mouths, [np.round(opening * 4).astype(np.int32)], 255, shift=2)
+        cv2.subtract(keep, mouths, dst=keep)  # … less the two mouth openings
+        count = cv2.countNonZero(keep)
+        if count >= 50:
+            own = math.sqrt(cv2.norm(fine_b, cv2.NORM_L2SQR, mask=keep) / count)
+            have = math.sqrt(cv2.norm(fine_s, cv2.NORM_L2SQR, mask=keep) / count)
             gain = float(np.clip(own / max(have, 1e-3), 1.0, DETAIL_MAX_GAIN))
             self.detail = gain if self.detail is None else (1 - self.EMA) * self.detail + self.EMA * gain
         gain = 1.0 if self.detail is None else self.detail
 
-        switch = np.clip((alpha - 0.5) * DETAIL_SWITCH + 0.5, 0.0, 1.0)
-        # = alpha·low_s + (1 − alpha)·low_b + switch·gain·fine_s + (1 − switch)·fine_b
-        coarse = cv2.subtract(low_s, low_b)
-        coarse *= alpha
-        fine = cv2.addWeighted(fine_s, gain, fine_b, -1.0, 0.0)
-        fine *= switch
-        coarse += fine
-        coarse += under_f
-        out = np.clip(coarse + 0.5, 0, 255).astype(np.uint8)
-        np.copyto(out, under, where=alpha <= 0.0)
+        # = under + alpha·(low_s − low_b) + switch·(gain·fine_s − fine_b), switch =
+        # clip((alpha − 0.5)·DETAIL_SWITCH + 0.5, 0, 1), in place in the work buffers
+        switch = cv2.addWeighted(alpha, DETAIL_SWITCH, alpha, 0.0, 0.5 - 0.5 * DETAIL_SWITCH)
+        cv2.threshold(switch, 1.0, 1.0, cv2.THRESH_TRUNC, dst=switch)
+        cv2.max(switch, 0.0, dst=switch)
+        cv2.subtract(low_s, low_b, dst=low_s)
+        cv2.multiply(low_s, alpha, dst=low_s)
+        cv2.addWeighted(fine_s, gain, fine_b, -1.0, 0.0, dst=fine_s)
+        cv2.multiply(fine_s, switch, dst=fine_s)
+        cv2.add(low_s, fine_s, dst=low_s)
+        # rounded and saturated to 8 bits where the mask reaches; the background's own elsewhere
+        out = under.copy()
+        cv2.add(low_s, under, dst=out, mask=cv2.compare(alpha, 0.0, cv2.CMP_GT), dtype=cv2.CV_8U)
         return out
 
     def _corrected(self, y_c, u_c, v_c):
@@ -424,11 +470,12 @@ def jaw_fit_field(source: np.ndarray, background: np.ndarray, crop_origin: np.nd
     scale = np.float32(-1.0 / (2.0 * (JAW_FIT_SIGMA * iod) ** 2))
     along_x = np.exp((xs[:, None] - anchors[None, :, 0]) ** 2 * scale)  # columns × anchors
     along_y = np.exp((ys[:, None] - anchors[None, :, 1]) ** 2 * scale)  # rows × anchors
-    # (einsum, not ``@``: products this small cost less than waking BLAS's threads)
-    total = np.einsum("rk,ck->rc", along_y, along_x)
-    moved = np.einsum("rk,ckv->rcv", along_y, along_x[:, :, None] * values[None, :, :])
+    # One small matrix product for the weights and both weighted moves together (rows ×
+    # anchors by anchors × (columns × [1, dx, dy])); far below BLAS's threading threshold.
+    per_anchor = along_x[:, :, None] * np.concatenate([np.ones_like(values[:, :1]), values], axis=1)[None, :, :]
+    sums = (along_y @ per_anchor.transpose(1, 0, 2).reshape(len(anchors), -1)).reshape(rows, columns, 3)
     # a floor on the total weight: far from every landmark the displacement fades to nothing
-    shift = moved / (total[:, :, None] + 0.05)
+    shift = sums[:, :, 1:] / (sums[:, :, :1] + np.float32(0.05))
     step_x = (x1 - 1 - x0) / (columns - 1)
     step_y = (y1 - 1 - y0) / (rows - 1)
     return GridShift((float(x0), float(y0)), (step_x, step_y), shift)
@@ -508,13 +555,21 @@ def lip_correction_field(points: np.ndarray, crop_origin: np.ndarray, size: tupl
     shift = np.stack([zero, -0.3 * change, -0.3 * change, 0.7 * change, 0.7 * change, 0.5 * change, zero])
     dst = np.maximum.accumulate(src + shift, axis=0)  # keep the knots in order
     ys = np.arange(y0, y1, 2, dtype=np.float32)[:, None] + 0.5
-    half_y = np.repeat(ys, len(cx), axis=1)
-    for k in range(len(src) - 1):
-        t0, t1 = dst[k][None, :], dst[k + 1][None, :]
-        s0, s1 = src[k][None, :], src[k + 1][None, :]
-        segment = (ys >= t0) & (ys < t1)
-        value = s0 + (ys - t0) * (s1 - s0) / np.maximum(t1 - t0, 1e-3)
-        np.copyto(half_y, value, where=segment)
     shift = np.zeros((len(ys), len(cx), 2), np.float32)
-    shift[..., 1] = ys - half_y
+    shift[..., 1] = ys - _column_maps(src, dst, ys)
     return GridShift((float(cx[0]), float(ys[0, 0])), (2.0, 2.0), shift)
+
+
+def _column_maps(src: np.ndarray, dst: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Column by column (knots × columns ``src`` and ``dst``, ``dst`` non-decreasing down each
+    column), the rows ``ys`` (rows × 1) through the piecewise-linear map from the moved knots
+    ``dst`` back to ``src``; identity outside ``[dst[0], dst[-1])``. All columns in one
+    ``np.interp``: each column's knots and rows are offset by its own stretch of the line."""
+    low = min(float(dst.min()), float(ys.min()))
+    spacing = 2.0 * (max(float(dst.max()), float(ys.max())) - low) + 1.0
+    offset = np.arange(dst.shape[1], dtype=np.float64) * spacing - low
+    knots = (dst.astype(np.float64) + offset[None, :]).T.reshape(-1)
+    grid = ys.astype(np.float64) + offset[None, :]
+    mapped = np.interp(grid.reshape(-1), knots, src.T.astype(np.float64).reshape(-1)).reshape(grid.shape)
+    inside = (ys >= dst[0][None, :]) & (ys < dst[-1][None, :])
+    return np.where(inside, mapped, ys)

@@ -54,3 +54,70 @@ def test_the_jaw_fit_is_the_gaussian_interpolation_it_describes_at_every_pixel()
 def test_jaws_that_agree_need_no_fit():
     face = _face()
     assert jaw_fit_field(face, face + np.float32(0.3), np.zeros(2, np.float32), SIZE, IOD) is None
+
+
+def _mouth_face(gap: float) -> np.ndarray:
+    """``_face`` with an inner lip contour open by ``gap`` pixels and a chin."""
+    from engine.lipsync.library import K_CHIN, K_INNER, K_SUBNASALE
+
+    points = _face()
+    t = np.linspace(0.0, 2 * np.pi, len(K_INNER), endpoint=False)
+    points[K_INNER] = np.stack([122 + 24 * np.cos(t), 110 + gap / 2 * np.sin(t)], axis=1)
+    points[K_CHIN] = (122.0, 170.0)
+    points[K_SUBNASALE] = (122.0, 82.0)
+    return points
+
+
+def _piecewise_map(src: np.ndarray, dst: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Column by column, y on the moved knots → y on the knots; identity outside them."""
+    out = np.repeat(ys, src.shape[1], axis=1).astype(np.float64)
+    for k in range(len(src) - 1):
+        t0, t1, s0, s1 = dst[k][None], dst[k + 1][None], src[k][None], src[k + 1][None]
+        segment = (ys >= t0) & (ys < t1)
+        np.copyto(out, s0 + (ys - t0) * (s1 - s0) / np.maximum(t1 - t0, 1e-3), where=segment)
+    return out
+
+
+def test_the_lip_correction_maps_every_column_through_its_own_knots():
+    from engine.lipsync.composite import _column_maps
+
+    rng = np.random.default_rng(3)
+    src = np.sort(rng.uniform(20, 180, (7, 40)), axis=0)
+    dst = np.maximum.accumulate(src + rng.uniform(-12, 12, src.shape), axis=0)
+    dst[2:4, :5] = dst[2, :5]  # a closed mouth: two knots on one another
+    ys = np.arange(0, 204, 2, dtype=np.float32)[:, None] + 0.5
+    assert np.abs(_column_maps(src, dst, ys) - _piecewise_map(src, dst, ys)).max() < 1e-3
+
+
+def test_the_lip_correction_closes_and_opens_the_mouth():
+    from engine.lipsync.composite import lip_correction_field
+
+    for gap, change in ((14.0, -1e6), (14.0, -5.0), (10.0, 6.0)):
+        field = lip_correction_field(_mouth_face(gap), np.zeros(2, np.float32), SIZE, IOD, change)
+        assert field is not None and np.all(field.shift[..., 0] == 0.0)
+        # nothing moves at the top, under the nose
+        assert np.abs(field.shift[0, :, 1]).max() < 1e-3
+        # the rows between the lips at the mouth's centre come from elsewhere
+        assert np.abs(field.shift[..., 1]).max() > 1.0
+
+
+def test_the_frame_pool_reuses_only_frames_nobody_else_holds():
+    import av
+
+    from engine.face import yuv_planes
+    from engine.lipsync.composite import _FramePool
+
+    source = av.VideoFrame(64, 48, "yuv420p")
+    for plane in yuv_planes(source):
+        plane[:] = 7
+    pool = _FramePool()
+    first = pool.copy(source)
+    second = pool.copy(source)
+    assert first is not second  # the first is still held
+    held = yuv_planes(second)[0]  # a view keeps its frame too
+    del first
+    third = pool.copy(source)
+    assert third is not second and len(pool.frames) == 2  # the released one came back
+    assert np.all(yuv_planes(third)[0] == 7) and held.base is not None
+    other = pool.copy(av.VideoFrame(32, 16, "yuv420p"))
+    assert other.width == 32 and len(pool.frames) == 3
