@@ -34,7 +34,7 @@ def voice_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     """Voices grouped by language for the picker's <optgroup>s."""
     groups: dict[str, list[tuple[str, str]]] = {}
     for voice in speech.list_voices():
-        groups.setdefault(voice.language, []).append((voice.id, f"{voice.name} ({voice.gender})"))
+        groups.setdefault(voice.language, []).append((voice.id, voice.name))  # the name says the gender
     return list(groups.items())
 
 

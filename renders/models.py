@@ -164,6 +164,11 @@ class Render(TeamOwnedJob):
         return next((v for v in speech.list_voices() if v.id == self.voice), None)
 
     @property
+    def voice_label(self) -> str:
+        """The script's voice as the picker named it ("English (America) — female 3")."""
+        return self._voice.name if self._voice else self.voice
+
+    @property
     def captions_language(self) -> str:
         """The captions' BCP 47 language (a <track>'s srclang): the voice's; "" if unknown."""
         return self._voice.language if self._voice else ""

@@ -49,6 +49,13 @@ class AvatarCreateTestCase(AvatarTestCase):
         self.assertContains(page, "Render a video")
         self.assertEqual(self.client.get(f"/media/{avatar.preview.name}").status_code, 200)
 
+    def test_a_ready_photo_avatar_says_that_it_talks(self):
+        avatar = ready_avatar(team=self.team, user=self.alice, kind="photo")
+        self.login(self.alice)
+        page = self.client.get(f"/avatars/{avatar.pk}/")
+        self.assertContains(page, "The photo talks")
+        self.assertNotContains(page, "still photo")
+
     def test_it_refuses_a_png_renamed_mp4_on_the_form(self):
         response = self.create(media_cache.png_renamed_mp4(), upload_name="talk.mp4")
         self.assertEqual(response.status_code, 400)

@@ -182,6 +182,7 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
     assert saved.headers["content-disposition"] == 'attachment; filename="Hello from the browser.mp4"'
     assert saved.headers["content-type"] == "video/mp4" and len(saved.body()) > 10_000
     screenshot(page, tmp_path, "render")
+    render_path = page.url.removeprefix(live_server.url)
 
     for path in ["/renders/", "/team/", "/avatars/", "/renders/nothing-here/"]:
         page.goto(f"{live_server.url}{path}")
@@ -189,9 +190,10 @@ def test_a_creator_signs_in_makes_an_avatar_and_plays_a_render(live_server, embe
         if path == "/team/":  # the owner's sections: members, API keys, webhook secret, providers
             screenshot(page, tmp_path, "team")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}/renders/")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    screenshot(page, tmp_path, "renders-390")
+    for path, name in [("/renders/", "renders-390"), (render_path, "render-390"), ("/team/", "team-390")]:
+        page.goto(f"{live_server.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path  # nothing sticks out sideways
+        screenshot(page, tmp_path, name)
 
 
 @pytest.mark.slow

@@ -30,6 +30,18 @@ class CaptionsPageTestCase(RenderTestCase):
         self.assertContains(page, f'href="/media/{job.captions_srt.name}?download">Download SRT</a>')
         self.assertContains(page, f'href="/media/{job.captions_vtt.name}?download">Download VTT</a>')
 
+    def test_burned_in_captions_are_not_shown_twice(self):
+        # The picture already carries them: the player's track stays off until asked for.
+        job = finished_render(avatar=self.avatar, user=self.alice, captions=True, burn_captions=True)
+        self.login(self.alice)
+        page = self.client.get(f"/renders/{job.pk}/")
+        self.assertContains(
+            page,
+            f'<track kind="captions" src="/renders/{job.pk}/captions.vtt" srclang="en-US" label="English (America)">',
+            html=True,
+        )
+        self.assertContains(page, "script, English (America) — ")
+
     def test_a_render_without_captions_has_no_track(self):
         job = finished_render(avatar=self.avatar, user=self.alice)
         self.login(self.alice)
