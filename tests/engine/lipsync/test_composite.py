@@ -121,3 +121,46 @@ def test_the_frame_pool_reuses_only_frames_nobody_else_holds():
     assert np.all(yuv_planes(third)[0] == 7) and held.base is not None
     other = pool.copy(av.VideoFrame(32, 16, "yuv420p"))
     assert other.width == 32 and len(pool.frames) == 3
+
+
+def _finest(luma: np.ndarray) -> np.ndarray:
+    import cv2
+
+    f = luma.astype(np.float32)
+    return f - cv2.GaussianBlur(f, (0, 0), 0.8)
+
+
+def test_the_pasted_mouth_gets_back_the_finest_detail_of_the_face_round_it():
+    # A softer crop (two resamplings and an encoder behind it) pasted over sharp skin: the
+    # finest octave, what a Laplacian and the eye read as sharpness, must come back to the
+    # skin's, not only the coarser fine detail.
+    import types
+
+    import cv2
+
+    from engine.lipsync.composite import MouthCompositor
+    from engine.lipsync.library import K_INNER
+
+    rng = np.random.default_rng(5)
+    size = 160
+    under = np.clip(128 + cv2.GaussianBlur(rng.normal(0, 14, (size, size)).astype(np.float32), (0, 0), 0.7),
+                    0, 255).astype(np.uint8)
+    other = np.clip(128 + cv2.GaussianBlur(rng.normal(0, 14, (size, size)).astype(np.float32), (0, 0), 0.7), 0, 255)
+    pasted = np.clip(cv2.GaussianBlur(other.astype(np.float32), (0, 0), 0.6), 0, 255).astype(np.uint8)
+    alpha = np.zeros((size, size), np.float32)
+    cv2.circle(alpha, (size // 2, size // 2), 60, 1.0, -1)
+    points = np.zeros((1, max(K_INNER) + 1, 2), np.float32)
+    points[0, K_INNER] = (size // 2, size // 2)  # a mouth opening of no area
+    compositor = object.__new__(MouthCompositor)
+    compositor.cv2, compositor.detail, compositor.origin = cv2, None, np.zeros(2)
+    compositor.lib = types.SimpleNamespace(points=points)
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+
+    out = compositor._blend_luma(pasted, under, alpha, identity, 0, 0)
+
+    inside = np.zeros((size, size), bool)
+    inside[size // 2 - 35:size // 2 + 35, size // 2 - 35:size // 2 + 35] = True
+    skin = _finest(under)[inside].std()
+    assert _finest(pasted)[inside].std() < 0.6 * skin  # the crop really is softer
+    assert 0.85 <= _finest(out)[inside].std() / skin <= 1.2
+    assert np.array_equal(out[alpha == 0], under[alpha == 0])  # untouched outside the mask
