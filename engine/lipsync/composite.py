@@ -347,9 +347,16 @@ class MouthCompositor:
         cv2.max(switch, 0.0, dst=switch)
         cv2.subtract(low_s, low_b, dst=low_s)
         cv2.multiply(low_s, alpha, dst=low_s)
+        # The two faces' fine textures do not line up, so a plain cross-fade of them has less
+        # detail than either (half the variance halfway): the switch is normalised to keep it.
         cv2.addWeighted(fine_s, fine_gain, fine_b, -1.0, 0.0, dst=fine_s)
         cv2.scaleAdd(finest_s, finest_gain, fine_s, dst=fine_s)
         cv2.multiply(fine_s, switch, dst=fine_s)
+        cv2.add(fine_s, fine_b, dst=fine_s)  # (1 − switch)·fine_b + switch·gains·bands_s
+        rest = cv2.subtract(1.0, switch)
+        norm = cv2.sqrt(cv2.add(cv2.multiply(switch, switch), cv2.multiply(rest, rest)))
+        cv2.divide(fine_s, norm, dst=fine_s)
+        cv2.subtract(fine_s, fine_b, dst=fine_s)
         cv2.add(low_s, fine_s, dst=low_s)
         # rounded and saturated to 8 bits where the mask reaches; the background's own elsewhere
         out = under.copy()
