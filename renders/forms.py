@@ -66,14 +66,20 @@ CHOICE_DEFAULTS = {
 DEFAULT_VOICES = {Avatar.Gender.FEMALE: "en-us+f3", Avatar.Gender.MALE: "en-us"}
 
 
+# What only a video avatar's footage has a use for; a photo's render ignores them.
+VIDEO_ONLY_FIELDS = ("loop_mode", "segment_start", "segment_end", "disable_intervals")
+
+
 class AvatarSelect(forms.Select):
-    """Each avatar option carries its default voice, so the voice picker can follow the avatar."""
+    """Each avatar option carries its default voice, so the voice picker can follow the avatar,
+    and its kind, so the page can hide the options that only a video avatar has."""
 
     def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
         option = super().create_option(name, value, label, selected, index, subindex, attrs)
         avatar = getattr(value, "instance", None)
         if avatar is not None:
             option["attrs"]["data-voice"] = DEFAULT_VOICES[avatar.gender]
+            option["attrs"]["data-kind"] = avatar.kind
         return option
 
 
@@ -234,7 +240,16 @@ class RenderForm(forms.Form):
 
     def _clean_loop(self, cleaned: dict) -> None:
         avatar = cleaned.get("avatar")
-        footage = avatar.duration if avatar is not None and avatar.kind == Avatar.Kind.VIDEO else None
+        if avatar is not None and avatar.kind != Avatar.Kind.VIDEO:
+            # A photo has no footage to loop or leave untouched. The page hides these options
+            # for one, so whatever they still hold (a custom loop set up for a video avatar
+            # picked first) must neither refuse the render nor be stored as if it applied.
+            for name in VIDEO_ONLY_FIELDS:
+                self.errors.pop(name, None)
+            cleaned.update(loop_mode=Render.LoopMode.REVERSE, segment_start=None, segment_end=None,
+                           disable_intervals=[])
+            return
+        footage = avatar.duration if avatar is not None else None
         try:
             timeline.check_render_options(
                 loop_mode=cleaned.get("loop_mode") or Render.LoopMode.REVERSE,

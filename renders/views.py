@@ -19,7 +19,7 @@ from renders.forms import DEFAULT_VOICES, RenderForm
 from renders.models import Render
 from studio.access import require_editor, team_object_or_404
 
-STATUS_PARTIAL = "renders/render_detail.html#status"
+FINISHED_PARTIAL = "renders/render_detail.html#finished"
 LIVE_PARTIAL = "renders/render_detail.html#live"
 LIST_PAGE_SIZE = 60
 
@@ -81,10 +81,14 @@ def render_detail(request: HttpRequest, render_id) -> HttpResponse:
 
 
 def _status_update(request: HttpRequest, job: Render, context: dict) -> HttpResponse:
-    """While the job runs, only the live part; once it ends, the whole card, and no more polls."""
+    """While the job runs, only the live part; once it ends, the whole card, and no more polls.
+
+    The ending also brings the Settings card (out of band), which shows what the job found
+    out as it ran, such as where its captions came from.
+    """
     if not job.is_terminal:
         return render(request, LIVE_PARTIAL, context)
-    response = render(request, STATUS_PARTIAL, context, status=HTMX_STOP_POLLING)
+    response = render(request, FINISHED_PARTIAL, context, status=HTMX_STOP_POLLING)
     return reswap(retarget(response, "#render-status"), "outerHTML")
 
 

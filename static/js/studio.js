@@ -121,6 +121,17 @@ document.addEventListener("DOMContentLoaded", () => {
   // The voice follows the chosen avatar until the creator picks one themselves.
   const avatarSelect = document.getElementById("id_avatar");
   const voiceSelect = document.getElementById("id_voice");
+  // Options for one kind of avatar (a video's loop) show only while that kind is picked.
+  if (avatarSelect) {
+    const sync = () => {
+      const kind = avatarSelect.selectedOptions[0]?.dataset.kind;
+      for (const set of document.querySelectorAll("fieldset[data-avatar-kind]")) {
+        set.hidden = Boolean(kind) && set.dataset.avatarKind !== kind;
+      }
+    };
+    avatarSelect.addEventListener("change", sync);
+    sync();
+  }
   if (avatarSelect && voiceSelect) {
     let chosenByHand = false;
     voiceSelect.addEventListener("change", () => { chosenByHand = true; });

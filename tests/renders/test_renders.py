@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from renders.models import Render
 from tests import media_cache
 from tests.base import BaseTestCase
-from tests.factories import finished_render, ready_avatar
+from tests.factories import finished_render, ready_avatar, store_fixture
 
 SCRIPT = "Hello there. This is a short test of the studio."
 
@@ -97,8 +97,25 @@ class RenderFormTestCase(RenderTestCase):
     def test_it_preselects_the_avatar_and_a_matching_voice(self):
         self.login(self.alice)
         response = self.client.get(f"/renders/new/?avatar={self.avatar.pk}")
-        self.assertContains(response, f'<option value="{self.avatar.pk}" selected data-voice="en-us+f3">')
+        self.assertContains(response, f'<option value="{self.avatar.pk}" selected data-voice="en-us+f3" data-kind="photo">')
         self.assertContains(response, '<option value="en-us+f3" selected>')
+
+    def test_it_marks_each_avatar_with_its_kind_for_the_video_only_options(self):
+        talker = ready_avatar(team=self.team, user=self.alice, name="Talker", kind="video")
+        self.login(self.alice)
+        response = self.client.get("/renders/new/")
+        self.assertContains(response, f'<option value="{talker.pk}" data-voice="en-us+f3" data-kind="video">')
+        self.assertContains(response, f'<option value="{self.avatar.pk}" data-voice="en-us+f3" data-kind="photo">')
+        # Without a script nothing hides them: the fieldset is in the page, not hidden.
+        self.assertContains(response, '<fieldset class="video-options" data-avatar-kind="video">')
+
+    def test_it_ignores_the_video_only_options_for_a_photo_avatar(self):
+        # Left over from a video avatar picked first, then hidden by the page: not the creator's concern.
+        response = self.post_render(loop_mode="custom", segment_start="-1", disable_intervals="from 3 to 4")
+        job = Render.objects.get()
+        self.assertRedirects(response, f"/renders/{job.pk}/", fetch_redirect_response=False)
+        self.assertEqual((job.loop_mode, job.segment_start, job.segment_end, job.disable_intervals),
+                         ("reverse", None, None, []))
 
     def test_it_ignores_a_malformed_avatar_id(self):
         self.login(self.alice)
@@ -155,6 +172,28 @@ class RenderJobTestCase(RenderTestCase):
         self.assertEqual((done["HX-Retarget"], done["HX-Reswap"]), ("#render-status", "outerHTML"))
         self.assertContains(done, '<section id="render-status"', status_code=286)
         self.assertNotContains(done, "hx-trigger", status_code=286)
+
+    def test_it_brings_the_settings_the_job_learned_with_the_finished_status(self):
+        self.post_render(burn_captions="on")
+        job = Render.objects.get()
+        Render.objects.filter(pk=job.pk).update(status=Render.Status.RUNNING, stage="frames", progress=40)
+        page = self.client.get(f"/renders/{job.pk}/")
+        self.assertContains(page, '<section id="render-settings" class="card">')
+        self.assertNotContains(page, "from the script")
+        poll = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertNotContains(poll, "render-settings")  # each running poll stays small
+        # The worker finishes and records where the captions came from.
+        Render.objects.filter(pk=job.pk).update(
+            status=Render.Status.SUCCEEDED, progress=100, captions_source="script",
+            video=store_fixture("clip.mp4", f"{job.key_prefix}video.mp4"),
+            poster=store_fixture("poster.jpg", f"{job.key_prefix}poster.jpg"),
+        )
+        done = self.client.get(f"/renders/{job.pk}/", HTTP_HX_REQUEST="true")
+        self.assertEqual(done.status_code, 286)
+        self.assertContains(done, '<section id="render-status"', status_code=286)
+        self.assertContains(done, '<section id="render-settings" class="card" hx-swap-oob="true">', status_code=286)
+        self.assertContains(done, "· from the script</dd>", status_code=286)
+        self.assertNotContains(self.client.get(f"/renders/{job.pk}/"), "hx-swap-oob")
 
     def test_cancel_then_retry_queues_it_again(self):
         self.post_render()

@@ -207,3 +207,72 @@ class ClaimTestCase(BaseTestCase):
                                    only_if=job_claimed_by(second), status="succeeded"))
         job.refresh_from_db()
         self.assertEqual((job.status, job.progress), ("succeeded", 0))
+
+
+class FakeClock:
+    """Stands in for the `time` module in studio.jobs, so a test walks a job through time."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class EtaTestCase(BaseTestCase):
+    """A render whose speech takes 1 s of its 10 % and whose frames take 100 s of their 85 %."""
+
+    def setUp(self):
+        super().setUp()
+        avatar = ready_avatar(team=self.team, user=self.alice)
+        self.job = Render.objects.create(team=self.team, avatar=avatar, title="t", script="Hello world", voice="en-us")
+        job_claim(Render, pk=self.job.pk, from_statuses=["queued"], to_status="running")
+        self.clock = FakeClock()
+        self.enterContext(mock.patch("studio.jobs.time", self.clock))
+        self.reporter = ProgressReporter(Render, self.job.pk, running_status="running", weights=rendering.STAGE_WEIGHTS)
+
+    def report(self, stage: str, fraction: float, at: float) -> int | None:
+        self.clock.now = 1000.0 + at
+        self.reporter(stage, fraction)
+        self.job.refresh_from_db()
+        return self.job.eta_seconds
+
+    def frames(self, start: float, seconds_per_fraction: float, until: float, at: float) -> list[tuple[float, float, int | None]]:
+        """Report the frames stage every second from `start` at a steady pace: (when, fraction, shown)."""
+        shown = []
+        fraction = start
+        while fraction < until - 1e-9:
+            at += 1.0
+            fraction = min(fraction + 1.0 / seconds_per_fraction, 1.0)
+            shown.append((at, fraction, self.report("frames", fraction, at)))
+        return shown
+
+    def test_it_shows_nothing_until_the_frames_stage_has_shown_its_pace(self):
+        self.assertIsNone(self.report("preparing", 0.0, at=0))
+        self.assertIsNone(self.report("speech", 0.5, at=0.5))
+        self.assertIsNone(self.report("speech", 1.0, at=1.0))  # a whole-job rate said 9 s here
+        self.assertIsNone(self.report("frames", 0.0, at=1.0))
+        early = self.frames(0.0, seconds_per_fraction=100, until=0.02, at=1.0)
+        self.assertEqual([eta for _, _, eta in early], [None, None])  # 2 s in, 2 %: too little to go on
+
+    def test_it_estimates_from_the_frames_pace_and_counts_down_steadily(self):
+        self.report("speech", 1.0, at=1.0)
+        self.report("frames", 0.0, at=1.0)
+        shown = [(at, eta) for at, _, eta in self.frames(0.0, seconds_per_fraction=100, until=1.0, at=1.0) if eta]
+        self.assertEqual(shown[0][0], 4.0)  # the first estimate after 3 s of frames
+        for at, eta in shown:
+            truth = 101 + 100 * 0.05 / 0.85 - at  # the frames left, then the finalize at their pace
+            self.assertAlmostEqual(eta, truth, delta=1.5)
+        etas = [eta for _, eta in shown]
+        self.assertTrue(all(later <= earlier for earlier, later in zip(etas, etas[1:])), etas)
+
+    def test_it_follows_a_slowdown_without_leaping(self):
+        self.report("speech", 1.0, at=1.0)
+        self.report("frames", 0.0, at=1.0)
+        fast = self.frames(0.0, seconds_per_fraction=50, until=0.3, at=1.0)
+        (at, fraction, _) = fast[-1]
+        slow = self.frames(fraction, seconds_per_fraction=200, until=0.6, at=at)
+        etas = [eta for _, _, eta in fast + slow if eta is not None]
+        for earlier, later in zip(etas, etas[1:]):
+            self.assertLessEqual(later, earlier * 1.2 + 1, etas)  # no poll sees it leap up
+        self.assertGreater(etas[-1], fast[-1][2])  # yet it owns up to the slower pace
