@@ -168,7 +168,8 @@ def test_bench_smoke_run_writes_every_figure(tmp_path, capsys):
     assert "render wall ÷ output duration" in printed
     result = json.loads(output.read_text())
     for name in ("render_realtime_factor", "render_vs_reencode", "prepare_realtime_factor",
-                 "prepare_copy_realtime_factor", "prepare_vs_reencode", "preview_seconds"):
+                 "prepare_copy_realtime_factor", "prepare_vs_reencode", "preview_seconds",
+                 "photo_render_realtime_factor"):
         assert result["figures"][name]["value"] > 0, name
     for phase in ("source", "prepare_copy", "source_reencode", "prepare", "render", "reencode"):
         assert result["phases"][phase]["peak_rss_mb"] > 50, phase
