@@ -874,8 +874,13 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *,
         finish.spoken.warnings.append(PHOTO_STILL_WARNING.format(reason=str(problem).rstrip(".")))
         frames = _still_photo_frames(rgb, req.background, n_out)
     else:
-        frames = photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
-                               background=req.background)
+        def animated():
+            for rgb_frame in photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
+                                           background=req.background):
+                yield media.rgb_to_frame(rgb_frame)  # converted here too, beside the encoder
+
+        # The animation on one core, the encoder on the other (as lip sync does).
+        frames = _prefetched(animated)
     first = None
     with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
         for k, frame in enumerate(frames):
