@@ -37,6 +37,15 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
 
 
+def panned(scene: np.ndarray, t: float, size: tuple[int, int], margin: int) -> np.ndarray:
+    """The ``size`` (w, h) view of ``scene`` (``margin`` larger on every side) at ``t`` seconds
+    of a slow, smooth drift (periods of 5 s and 7 s), so consecutive frames differ."""
+    width, height = size
+    dx = int(round(margin * 0.75 * math.sin(2 * math.pi * t / 5.0)))
+    dy = int(round(margin * 0.5 * math.sin(2 * math.pi * t / 7.0)))
+    return np.ascontiguousarray(scene[margin + dy : margin + dy + height, margin + dx : margin + dx + width])
+
+
 def _backdrop(width: int, height: int) -> np.ndarray:
     """A soft studio-grey gradient (flat colour would make the pan invisible)."""
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
@@ -216,12 +225,7 @@ def make_talking_video(
     count = max(1, int(round(seconds * fps)))
     with media.VideoWriter(path, width=width, height=height, fps=fps, audio=audio, sample_rate=rate) as writer:
         for k in range(count):
-            t = k / fps
-            # Slow, smooth drift (periods of 5 s and 7 s) so consecutive frames differ.
-            dx = int(round(margin * 0.75 * math.sin(2 * math.pi * t / 5.0)))
-            dy = int(round(margin * 0.5 * math.sin(2 * math.pi * t / 7.0)))
-            frame = scene[margin + dy : margin + dy + height, margin + dx : margin + dx + width]
-            writer.write(np.ascontiguousarray(frame))
+            writer.write(panned(scene, k / fps, size, margin))
     return path
 
 
@@ -363,10 +367,7 @@ def make_speaking_video(
             )
             canvas = backdrop.copy()
             canvas[:, left : left + side] = cv2.resize(person, (side, side), interpolation=cv2.INTER_AREA)
-            t = k / fps
-            dx = int(round(margin * 0.75 * math.sin(2 * math.pi * t / 5.0)))
-            dy = int(round(margin * 0.5 * math.sin(2 * math.pi * t / 7.0)))
-            writer.write(np.ascontiguousarray(canvas[margin + dy : margin + dy + height, margin + dx : margin + dx + width]))
+            writer.write(panned(canvas, k / fps, (width, height), margin))
     return path
 
 

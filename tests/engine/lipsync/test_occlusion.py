@@ -99,11 +99,7 @@ def make_covered_video(path: Path, *, seconds: float = SECONDS, cover_of=_cover_
                 person = _paint_cover(person, kind, k)
             canvas = backdrop.copy()
             canvas[:, left:left + side] = cv2.resize(person, (side, side), interpolation=cv2.INTER_AREA)
-            t = k / FPS
-            dx = int(round(margin * 0.75 * math.sin(2 * math.pi * t / 5.0)))
-            dy = int(round(margin * 0.5 * math.sin(2 * math.pi * t / 7.0)))
-            view = canvas[margin + dy:margin + dy + height, margin + dx:margin + dx + width]
-            writer.write(np.ascontiguousarray(view))
+            writer.write(mediagen.panned(canvas, k / FPS, (width, height), margin))
     return path
 
 
