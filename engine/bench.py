@@ -2,7 +2,8 @@
 
 What it measures (each phase in its own child process, so its peak RSS is its own: the
 parent reads it from ``os.wait4``; wall times are taken inside the child around the work,
-so interpreter start-up and imports are not counted — a worker has them loaded already):
+so interpreter start-up, imports and ``pipeline.warm_up`` are not counted — a worker has
+them loaded already, as it warms up when it starts):
 
 - **source**: a 1280×720, 25 fps, 30 s talking video with its speech — the shared Obama clip
   (256×256, 30 fps; ``devmedia.REAL_CLIP`` in the shared media folder, ``STUDIO_SHARED_MEDIA``)
@@ -305,6 +306,9 @@ PHASES = {
 
 def _child_main(argv: list[str]) -> int:
     phase, params_json, result_path = argv
+    from .pipeline import warm_up
+
+    warm_up()  # as a worker does when it starts
     result = PHASES[phase](json.loads(params_json))
     import resource
 

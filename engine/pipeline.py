@@ -64,6 +64,17 @@ def _lazy_filter(background: Background) -> Callable[[np.ndarray], np.ndarray] |
     return apply
 
 
+def warm_up() -> None:
+    """Load what preparations and renders otherwise load in their first job: MediaPipe and a
+    FaceMesh graph (~0.6 s), PocketSphinx. A worker calls this as it starts, so a creator's
+    first preparation is as quick as the next."""
+    import pocketsphinx  # noqa: F401
+
+    from .face.mesh import new_mesh_graph
+
+    new_mesh_graph(False, 1).close()
+
+
 # --------------------------------------------------------------------------------------
 # Preparation
 # --------------------------------------------------------------------------------------
@@ -145,9 +156,10 @@ def _prepare_video(source, workdir, background, progress, cancel, on_preview, ou
     report_progress(progress, "preview", 0.0)
     started = time.monotonic()
     # The preview is the normalising pass's own first 3 s (no second decode): it is ready as
-    # soon as those frames are through, and the creator sees the stages in order. Until then
-    # the tracking waits (``LibraryBuilder.run_ahead``), and so does the recognition of the
-    # footage's own speech (for the viseme labels), which then runs while frames are tracked.
+    # soon as those frames are through, and the creator sees the stages in order. The face is
+    # tracked from the first frame on (holding it back for the preview left a core half idle
+    # and cost more time overall than it saved the preview); the recognition of the footage's
+    # own speech (for the viseme labels) starts once the preview is out.
     previewed: list[Path] = []
     own_speech: list = []
 
@@ -213,10 +225,6 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
     Returns (media info, library path or None, preparation report)."""
     with builder:
         builder.start_worker()
-        if preview is not None:
-            # The preview's frames go through before FaceMesh has loaded and caught up with them.
-            builder.run_ahead(int(preview.seconds * 30))
-            preview = replace(preview, on_ready=_then(lambda _: builder.run_ahead(0), preview.on_ready))
         info = media.normalise_video(
             source,
             media_path,
@@ -245,15 +253,6 @@ def _track_and_normalise(source, media_path, library_path, builder, own_speech, 
             library_path = None
             report = {"usable_frames": 0, "warnings": [str(exc)]}
     return info, library_path, report
-
-
-def _then(first: Callable, second: Callable | None) -> Callable:
-    def both(*args) -> None:
-        first(*args)
-        if second is not None:
-            second(*args)
-
-    return both
 
 
 def _fit_photo(rgb: np.ndarray, long_side: int) -> np.ndarray:

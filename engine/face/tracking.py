@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .landmarks import EYE_OUTER, FACE_OVAL, RIGID_INDICES, inter_ocular, similarity_transform
-from .mesh import all_faces, face_area, mesh_points, new_mesh_graph
+from .mesh import all_faces, face_area, new_mesh_graph, run_mesh
 from .regions import ArrayRegions, RegionSource
 
 _ID_SIZE = 40
@@ -156,8 +156,7 @@ class FaceTracker:
         x0, y0, side = self._window
         size = int(min(self.CROP, max(self.MIN_CROP, side))) // 2 * 2
         crop = np.ascontiguousarray(regions.region(x0, y0, side, size))
-        results = self._graph.process(crop)
-        faces = mesh_points(results, crop.shape[1], crop.shape[0])
+        faces = run_mesh(self._graph, crop)
         if not faces:
             return None
         scale = side / crop.shape[1]

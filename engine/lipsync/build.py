@@ -237,14 +237,12 @@ class LibraryBuilder:
         normaliser's decoder) run side by side on the cores."""
         import queue
 
-        # Frames waiting for FaceMesh are counted, not capped by the queue: ``run_ahead`` lets
-        # the caller get further ahead for a while (preparation's preview clip).
+        # Frames waiting for FaceMesh are counted rather than capped by the queue, so ``submit``
+        # can wait with a timeout and still see a stage's error.
         self._queue: queue.Queue = queue.Queue()
         self._tracked: queue.Queue = queue.Queue(maxsize=depth)
         self._waiting = threading.Condition()
-        self._pending, self._depth, self._limit, self._ahead = 0, depth, depth, 0
-        self._go = threading.Event()
-        self._go.set()
+        self._pending, self._depth = 0, depth
         self._error: BaseException | None = None
         self._stopping = threading.Event()
 
@@ -261,7 +259,6 @@ class LibraryBuilder:
                         with self._waiting:
                             self._pending -= 1
                             self._waiting.notify_all()
-                        self._go.wait()  # held by ``run_ahead``
                     if item is None:
                         break
                     if self._error is None and not self._stopping.is_set():
@@ -282,31 +279,16 @@ class LibraryBuilder:
         for worker in self._workers:
             worker.start()
 
-    # Frames ``run_ahead`` may hold: at most this much memory (87 frames of 720p, 40 of 1080p).
-    RUN_AHEAD_BYTES = 128 << 20
-
-    def run_ahead(self, frames: int) -> None:
-        """Let ``submit`` queue up to ``frames`` more frames than usual (within
-        ``RUN_AHEAD_BYTES``) without waiting, and hold the tracking (FaceMesh only loads) until
-        ``run_ahead(0)`` or until that allowance is used up. Preparation's preview clip is cut
-        from the first seconds the caller decodes: they reach it at the decoder's speed, with
-        the cores to themselves, and the tracking catches up after."""
-        with self._waiting:
-            self._ahead = max(0, int(frames))
-            self._limit = self._depth + self._ahead
-            self._waiting.notify_all()
-        if frames > 0:
-            self._go.clear()
-        else:
-            self._go.set()
+    # Frames that may queue while FaceMesh loads (~1 s): at most this much memory (87 frames of
+    # 720p, 40 of 1080p), so the decoder and encoder are not held up meanwhile.
+    LOADING_BYTES = 128 << 20
 
     def submit(self, index: int, frame) -> None:
         with self._waiting:
-            if self._limit > self._depth:
-                size = frame.width * frame.height * 3 // 2  # yuv420p
-                self._limit = self._depth + min(self._ahead, self.RUN_AHEAD_BYTES // max(size, 1))
-            while self._pending >= self._limit and self._error is None:
-                self._go.set()  # the allowance is used up: tracking catches up from here
+            while self._error is None and self._pending >= (
+                self._depth if self.tracker is not None
+                else max(self._depth, self.LOADING_BYTES // max(1, frame.width * frame.height * 3 // 2))
+            ):
                 self._waiting.wait(timeout=0.1)
             if self._error is not None:
                 raise self._error
@@ -332,7 +314,6 @@ class LibraryBuilder:
             import queue
 
             self._stopping.set()  # the stages skip what is left
-            self._go.set()
             for pending in (self._queue, self._tracked):
                 while True:
                     try:

@@ -219,3 +219,15 @@ def test_cancel_removes_the_partial_output(root, video_avatar):
         )
     assert not output.exists() and not (root / "cancelled.jpg").exists()
     assert not list(root.glob("cancelled*.part*"))
+
+
+def test_it_warms_up_what_the_first_job_would_load(tmp_path):
+    """In a fresh interpreter, as a worker process starts: MediaPipe and PocketSphinx load."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.pipeline import warm_up; "
+            "assert 'mediapipe' not in sys.modules and 'pocketsphinx' not in sys.modules; warm_up(); "
+            "assert 'mediapipe.python.solutions.face_mesh' in sys.modules and 'pocketsphinx' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

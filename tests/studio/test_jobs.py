@@ -276,3 +276,11 @@ class EtaTestCase(BaseTestCase):
         for earlier, later in zip(etas, etas[1:]):
             self.assertLessEqual(later, earlier * 1.2 + 1, etas)  # no poll sees it leap up
         self.assertGreater(etas[-1], fast[-1][2])  # yet it owns up to the slower pace
+
+
+def test_it_warms_up_the_engine_in_each_worker_process():
+    from celery.signals import worker_process_init
+
+    from studio.celery import _warm_up_the_engine
+
+    assert any(receiver() is _warm_up_the_engine for _, receiver in worker_process_init.receivers)

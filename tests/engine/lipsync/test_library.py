@@ -110,35 +110,9 @@ def test_at_twice_the_size_the_landmarks_land_where_facemesh_finds_them(library,
         assert np.abs(placed.T - found).max() < 10  # px at twice the size (8 at the media's)
 
 
-def test_the_builder_lets_the_preview_run_ahead_and_tracks_every_frame_after(speaking, tmp_path):
-    import itertools
-
-    from engine.lipsync import LibraryBuilder
-
-    with media.VideoReader(speaking) as reader:
-        frames = list(itertools.islice(reader.iter_sequential(), 40))
-    with LibraryBuilder() as builder:
-        builder.start_worker(depth=4)
-        builder.run_ahead(30)
-        for index, frame in frames[:34]:  # 30 + the usual 4: none of these waits
-            builder.submit(index, frame)
-        import time
-
-        deadline = time.monotonic() + 30
-        while builder.tracker is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # FaceMesh is loaded, and would have tracked a few frames by now
-        assert builder.tracker is not None and builder.kept == []  # held until the preview is out
-        builder.run_ahead(0)
-        for index, frame in frames[34:]:
-            builder.submit(index, frame)
-        builder.join()
-        assert len(builder.kept) == 40 and all(kept is not None for kept in builder.kept)
-
-
-def test_running_ahead_never_waits_on_itself(speaking):
-    """More frames than the allowance (60 fps footage, a 1080p source): the hold lifts and
-    the tracking catches up instead of the caller waiting for a preview that cannot come."""
+def test_the_builder_on_its_threads_tracks_every_frame_it_is_handed(speaking):
+    """More frames than its queues hold, from another thread: ``submit`` waits for room
+    instead of dropping or piling up frames, and every one is tracked, in order."""
     import itertools
     import threading
 
@@ -148,7 +122,6 @@ def test_running_ahead_never_waits_on_itself(speaking):
         frames = list(itertools.islice(reader.iter_sequential(), 30))
     with LibraryBuilder() as builder:
         builder.start_worker(depth=2)
-        builder.run_ahead(10)
 
         def feed():
             for index, frame in frames:
@@ -159,6 +132,7 @@ def test_running_ahead_never_waits_on_itself(speaking):
         feeder.start()
         feeder.join(timeout=60)
         assert not feeder.is_alive() and len(builder.kept) == 30
+        assert all(kept is not None for kept in builder.kept)
 
 
 def test_the_report_says_when_the_footage_is_lip_synced_by_its_loudness_model():
