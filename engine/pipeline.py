@@ -873,15 +873,25 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *,
         finish.spoken.warnings.append(PHOTO_STILL_WARNING.format(reason=str(problem).rstrip(".")))
         frames = _still_photo_frames(rgb, req.background, n_out)
     else:
-        def animated():
-            for rgb_frame in photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
-                                           background=req.background):
-                yield media.rgb_to_frame(rgb_frame)  # converted here too, beside the encoder
+        life = photo.plan_life(samples, rate, float(out_rate), n_out)
 
-        # The animation on one core, the encoder on the other (as lip sync does).
-        frames = _prefetched(animated)
+        def every_other(first_frame: int) -> Callable[[], Iterator]:
+            def animated():
+                for rgb_frame in photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
+                                               background=req.background, life=life,
+                                               frames=range(first_frame, n_out, 2)):
+                    yield media.rgb_to_frame(rgb_frame)  # converted here too, beside the encoder
+            return animated
+
+        # Two animators on alternate frames (a frame depends on nothing before it), so the
+        # animation, which costs more than the encoder, uses both cores between encodes.
+        frames = _interleaved([_prefetched(every_other(0), depth=PREFETCH_FRAMES // 2),
+                               _prefetched(every_other(1), depth=PREFETCH_FRAMES // 2)])
     first = None
-    with finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
+    from .lipsync.yuv import single_threaded_cv2
+
+    # OpenCV's own thread pool only fights the animators and the encoder for the two cores.
+    with single_threaded_cv2(), finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
         for k, frame in enumerate(frames):
             cancel()
             if first is None:
@@ -890,6 +900,24 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *,
             ticker((k + 1) / n_out)
     ticker(1.0, force=True)
     return rgb.shape[1], rgb.shape[0], out_rate, first
+
+
+def _interleaved(streams: list) -> Iterator:
+    """An item from each stream in turn (the first, the second, …, the first again) until
+    the one due has none left; the streams are closed however the consumer stops."""
+    try:
+        while True:
+            for stream in streams:
+                item = next(stream, _END)
+                if item is _END:
+                    return
+                yield item
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+_END = object()
 
 
 def _still_photo_frames(rgb: np.ndarray, background: Background, n_out: int):

@@ -125,6 +125,20 @@ def test_the_head_moves_as_a_layer_and_the_frame_edges_stay(rig):
     assert 1 <= int(np.argmin(shifts)) <= int(np.ceil(1.6 * rig.io * np.sin(np.deg2rad(3.0)))) + 1
 
 
+def test_the_background_stays_still_while_the_head_nods(rig):
+    import cv2
+
+    animator = Animator(rig)
+    rest = {"jaw": 0.6, "width": 0.5, "round": 0.0, "closure": 0.0, "tuck": 0.0, "teeth": 0.0, "viseme": "aa"}
+    nod = animator.frame(rest, pitch=3.0, yaw=1.0, roll=1.0)
+    x0, y0, x1, y1 = rig.head_box()
+    near_person = cv2.dilate((rig.person_mask > 0).astype(np.uint8), np.ones((21, 21), np.uint8)) > 0
+    background = np.zeros(near_person.shape, bool)
+    background[y0:y1, x0:x1] = ~near_person[y0:y1, x0:x1]
+    assert background.sum() > 1000  # the astronaut's photo has sky and flag beside the head
+    assert np.abs(nod[background].astype(int) - rig.rgb[background]).max() <= 1
+
+
 def test_frames_are_streamed_and_deterministic(rig):
     trajectory = viseme_trajectory(("sil", "aa", "sil"), hold=3)
     samples = speech_like(trajectory)
@@ -134,6 +148,12 @@ def test_frames_are_streamed_and_deterministic(rig):
     again = list(animate(rig, trajectory, samples, 16000, FPS, trajectory.frame_count))
     assert np.array_equal(first, again[0])
     assert len(again) == trajectory.frame_count
+    # Any frame is the same whichever others the animator made before it (renders share
+    # the frames out between two animators).
+    odd = list(animate(rig, trajectory, samples, 16000, FPS, trajectory.frame_count,
+                       frames=range(1, trajectory.frame_count, 2)))
+    assert len(odd) == trajectory.frame_count // 2
+    assert all(np.array_equal(frame, again[k]) for frame, k in zip(odd, range(1, trajectory.frame_count, 2)))
 
 
 def test_a_colour_background_replaces_what_is_behind_the_person(rig):
