@@ -283,12 +283,15 @@ class LibraryBuilder:
     # 720p, 40 of 1080p), so the decoder and encoder are not held up meanwhile.
     LOADING_BYTES = 128 << 20
 
+    def _room(self, frame) -> int:
+        """How many frames may wait for FaceMesh before ``submit`` waits."""
+        if self.tracker is not None:
+            return self._depth
+        return max(self._depth, self.LOADING_BYTES // max(1, frame.width * frame.height * 3 // 2))
+
     def submit(self, index: int, frame) -> None:
         with self._waiting:
-            while self._error is None and self._pending >= (
-                self._depth if self.tracker is not None
-                else max(self._depth, self.LOADING_BYTES // max(1, frame.width * frame.height * 3 // 2))
-            ):
+            while self._error is None and self._pending >= self._room(frame):
                 self._waiting.wait(timeout=0.1)
             if self._error is not None:
                 raise self._error

@@ -206,13 +206,13 @@ class Animator:
         if found is not None:
             xs, ys = found[:, 0, 0], found[:, 0, 1]
             at = ys * alpha.shape[1] + xs  # flat indices: ``take`` is several times quicker
-            at_x = (xs + np.float32(self.box[0]) + hx.reshape(-1)[at])[None]
-            at_y = (ys + np.float32(self.box[1]) + hy.reshape(-1)[at])[None]
-            moved_plate = cv2.remap(self.plate, at_x.astype(np.float32), at_y.astype(np.float32), cv2.INTER_LINEAR,
+            at_x = (xs + self.box[0]).astype(np.float32) + hx.take(at)
+            at_y = (ys + self.box[1]).astype(np.float32) + hy.take(at)
+            moved_plate = cv2.remap(self.plate, at_x[None], at_y[None], cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float32)
-            a = alpha.reshape(-1)[at].astype(np.float32)[:, None] * np.float32(1 / 255)
+            a = alpha.take(at).astype(np.float32)[:, None] * np.float32(1 / 255)
             flat = composed.reshape(-1, 3)
-            blended = flat[at] + (1.0 - a) * (self.plate_box.reshape(-1, 3)[at] - moved_plate)
+            blended = flat.take(at, axis=0) + (1.0 - a) * (self.plate_box.reshape(-1, 3).take(at, axis=0) - moved_plate)
             flat[at] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return composed
 
