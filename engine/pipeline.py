@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -829,18 +830,19 @@ def _lip_synced_frames(req, partial, samples, rate, seconds, progress, cancel, t
             ), depth)
             written = 0
             last = None
-            for rendered in frames:
-                cancel()
-                if compositor.active or first is None:
-                    rgb = compositor.apply(rendered.rgb)
-                    if first is None:
-                        first = rgb
-                    last = rgb if compositor.active else rendered.frame
-                else:
-                    last = rendered.frame
-                writer.write(last)
-                written += 1
-                ticker(written / n_out)
+            with closing(frames):  # on a cancel too: its thread stops now, not when it is collected
+                for rendered in frames:
+                    cancel()
+                    if compositor.active or first is None:
+                        rgb = compositor.apply(rendered.rgb)
+                        if first is None:
+                            first = rgb
+                        last = rgb if compositor.active else rendered.frame
+                    else:
+                        last = rendered.frame
+                    writer.write(last)
+                    written += 1
+                    ticker(written / n_out)
             # the trajectory covers the speech to the frame; never leave the video short
             while last is not None and written < n_out:
                 writer.write(last)
@@ -891,7 +893,8 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *,
     from .lipsync.yuv import single_threaded_cv2
 
     # OpenCV's own thread pool only fights the animators and the encoder for the two cores.
-    with single_threaded_cv2(), finish.writer(partial, fps=out_rate, audio=samples, sample_rate=rate) as writer:
+    with single_threaded_cv2(), closing(frames), finish.writer(partial, fps=out_rate, audio=samples,
+                                                               sample_rate=rate) as writer:
         for k, frame in enumerate(frames):
             cancel()
             if first is None:

@@ -106,17 +106,18 @@ def test_cancelled_preparation_leaves_nothing(root):
 @pytest.mark.slow
 def test_preparation_cancelled_while_tracking_leaves_nothing_running(root):
     source = mediagen.make_speaking_video(root / "cancel-tracking.mp4", seconds=6.0)
-    tracking: list[float] = []
+    stages: list[tuple[str, float]] = []
 
     def progress(stage: str, fraction: float) -> None:
-        if stage == "normalising" and fraction > 0:  # frames are being tracked
-            tracking.append(fraction)
+        stages.append((stage, fraction))
 
+    # Cancelled as the preview is out: the face has been tracked from the first frame on,
+    # and half the footage is still to be normalised.
     before = {thread.name for thread in threading.enumerate()}
     with pytest.raises(Cancelled):
         prepare_avatar(kind="video", source=source, workdir=root / "cancelled-video", progress=progress,
-                       should_cancel=lambda: bool(tracking))
-    assert tracking and tracking[-1] < 1.0
+                       should_cancel=lambda: ("preview", 1.0) in stages)
+    assert ("preview", 1.0) in stages and ("normalising", 1.0) not in stages
     assert list((root / "cancelled-video").iterdir()) == []
     left = {thread.name for thread in threading.enumerate() if thread.is_alive()} - before
     assert not left & {"tracking", "recording", "own-speech"}
@@ -219,6 +220,27 @@ def test_cancel_removes_the_partial_output(root, video_avatar):
         )
     assert not output.exists() and not (root / "cancelled.jpg").exists()
     assert not list(root.glob("cancelled*.part*"))
+    assert not [thread for thread in threading.enumerate() if thread.name == "lipsync"]  # lip sync stopped
+
+
+@pytest.mark.slow
+def test_a_photo_render_cancelled_among_its_frames_stops_both_animators(root, photo_avatar):
+    frames: list[float] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        if stage == "frames" and fraction > 0:
+            frames.append(fraction)
+
+    output = root / "cancelled-photo.mp4"
+    with pytest.raises(Cancelled):
+        render(
+            RenderRequest(avatar_kind="photo", avatar_media=photo_avatar.media_path, output=output,
+                          poster=root / "cancelled-photo.jpg", text=TEXT * 3),
+            progress=progress, should_cancel=lambda: bool(frames),
+        )
+    assert frames and frames[-1] < 1.0
+    assert not output.exists() and not list(root.glob("cancelled-photo*"))
+    assert not [thread for thread in threading.enumerate() if thread.name == "lipsync"]
 
 
 def test_it_warms_up_what_the_first_job_would_load(tmp_path):
