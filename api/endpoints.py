@@ -255,8 +255,8 @@ def avatar_list(request: HttpRequest, status: str = "", limit: int = 50, offset:
     if status:
         _check_choice("status", status, Avatar.Status.values)
         avatars = avatars.filter(status=status)
-    limit, offset = _page(limit, offset)
-    return {"items": [avatar_out(request, a) for a in avatars[offset : offset + limit]], "total": avatars.count()}
+    page, total = _page(avatars, limit, offset)
+    return {"items": [avatar_out(request, a) for a in page], "total": total}
 
 
 @router.get("/avatars/{avatar_id}", response={200: AvatarOut, **ERRORS}, tags=["avatars"], summary="Get an avatar")
@@ -455,8 +455,8 @@ def render_list(request: HttpRequest, status: str = "", avatar_id: UUID | None =
         renders = renders.filter(status=status)
     if avatar_id is not None:
         renders = renders.filter(avatar_id=avatar_id)
-    limit, offset = _page(limit, offset)
-    return {"items": [render_out(request, r) for r in renders[offset : offset + limit]], "total": renders.count()}
+    page, total = _page(renders, limit, offset)
+    return {"items": [render_out(request, r) for r in page], "total": total}
 
 
 @router.get("/renders/{render_id}", response={200: RenderOut, **ERRORS}, tags=["renders"], summary="Get a render")
@@ -513,9 +513,13 @@ def _check_choice(field: str, value: str, choices) -> None:
         raise ApiError(422, "invalid_request", f"{field} must be one of: {', '.join(choices)}.", field=field)
 
 
-def _page(limit: int, offset: int) -> tuple[int, int]:
+def _page(rows, limit: int, offset: int) -> tuple[list, int]:
+    """(the rows of one page, how many rows there are in all)."""
     if not 1 <= limit <= PAGE_LIMIT:
         raise ApiError(422, "invalid_request", f"limit must be between 1 and {PAGE_LIMIT}.", field="limit")
     if offset < 0:
         raise ApiError(422, "invalid_request", "offset must be 0 or more.", field="offset")
-    return limit, offset
+    total = rows.count()
+    # Past the end the page is empty; the database is never asked for an offset larger than
+    # its integers hold (SQLite fails on one).
+    return (list(rows[offset : offset + limit]) if offset < total else []), total
