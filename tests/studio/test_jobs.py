@@ -284,3 +284,16 @@ def test_it_warms_up_the_engine_in_each_worker_process():
     from studio.celery import _warm_up_the_engine
 
     assert any(receiver() is _warm_up_the_engine for _, receiver in worker_process_init.receivers)
+
+
+def test_a_worker_process_starts_even_if_the_engine_cannot_warm_up(monkeypatch, caplog):
+    import engine.pipeline
+
+    from studio.celery import _warm_up_the_engine
+
+    def broken() -> None:
+        raise OSError("libGL.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(engine.pipeline, "warm_up", broken)
+    _warm_up_the_engine()
+    assert "could not warm up" in caplog.text
