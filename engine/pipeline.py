@@ -879,10 +879,12 @@ def _frames_for_photo(req, partial, samples, rate, seconds, progress, cancel, *,
 
         def every_other(first_frame: int) -> Callable[[], Iterator]:
             def animated():
+                # converted here too, beside the encoder; only the head's box changes
+                to_frame = media.BoxedRgbToFrame(rig.head_box(), rgb.shape[1], rgb.shape[0])
                 for rgb_frame in photo.animate(rig, finish.spoken.trajectory, samples, rate, float(out_rate), n_out,
                                                background=req.background, life=life,
                                                frames=range(first_frame, n_out, 2)):
-                    yield media.rgb_to_frame(rgb_frame)  # converted here too, beside the encoder
+                    yield to_frame(rgb_frame)
             return animated
 
         # Two animators on alternate frames (a frame depends on nothing before it), so the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..media.colour import yuv_planes
+
 
 def downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
     """``rgb`` shrunk (area interpolation) so its long side is at most ``long_side``; else as is."""
@@ -87,15 +89,3 @@ class YuvRegions(RegionSource):
         tw, th = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
         small = self.frame.reformat(width=tw, height=th, format="rgb24").to_ndarray()
         return small, w / tw
-
-
-def yuv_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Views (no copy) of a yuv420p frame's Y, U and V planes, padding stripped."""
-    if frame.format.name not in ("yuv420p", "yuvj420p"):
-        raise ValueError(f"expected a yuv420p frame, got {frame.format.name}")
-    out = []
-    for index, plane in enumerate(frame.planes):
-        w = frame.width if index == 0 else (frame.width + 1) // 2
-        h = frame.height if index == 0 else (frame.height + 1) // 2
-        out.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w])
-    return out[0], out[1], out[2]

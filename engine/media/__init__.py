@@ -6,7 +6,7 @@ time-limited child process (``probe``), and frames are streamed, never held whol
 Callers use the names re-exported here (``from engine import media``), not the submodules.
 """
 
-from .colour import frame_to_rgb, rgb_to_frame, source_colorspace
+from .colour import BoxedRgbToFrame, frame_to_rgb, rgb_to_frame, source_colorspace
 from .normalise import MAX_COPY_KEYFRAME_SECONDS, PreviewClip, normalise_video
 from .probing import MediaInfo, open_input, probe, probe_in_process, unreadable_error
 from .reader import DEFAULT_CACHE_BYTES, VideoReader, iter_video_frames, read_frames_at, sample_times
@@ -22,6 +22,7 @@ from .stills import image_size, load_image_rgb, moov_before_mdat, write_poster, 
 from .writer import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter, even_size, rational_fps, standard_rate
 
 __all__ = [
+    "BoxedRgbToFrame",
     "DEFAULT_CACHE_BYTES",
     "DEFAULT_CRF",
     "DEFAULT_PRESET",
