@@ -305,7 +305,7 @@ def _fill_background(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
     factor = max(1.0, max(h, w) / 256.0)
     size = (max(1, int(round(w / factor))), max(1, int(round(h / factor))))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    keep = (cv2.resize(person, size, interpolation=cv2.INTER_AREA) < 0.2).astype(np.float32)
+    keep = (cv2.resize(person, size, interpolation=cv2.INTER_AREA) < _NO_PERSON).astype(np.float32)
     filled = small.copy()
     missing = keep < 0.5
     for sigma in (2, 6, 18, 54):
@@ -320,5 +320,11 @@ def _fill_background(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
     if missing.any():  # no background anywhere: the photo's own mean colour
         filled[missing] = small.reshape(-1, 3).mean(axis=0)
     big = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-    person_here = (person >= 0.2)[..., None]
+    # Filled wherever any of the person shows, their soft edge included: a plate that kept
+    # the faint fringe of hair showed it as a ghost outline where the head moved away.
+    person_here = (person >= _NO_PERSON)[..., None]
     return np.where(person_here, np.clip(big, 0, 255).astype(np.uint8), rgb)
+
+
+# The person mask as the animation stores it (8 bits) is zero below this.
+_NO_PERSON = 0.5 / 255

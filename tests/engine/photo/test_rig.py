@@ -87,3 +87,16 @@ def test_a_photo_without_a_face_is_refused():
 
     error = refusal(np.ascontiguousarray(data.coffee()))
     assert error.code == "photo_no_face"
+
+
+def test_the_background_plate_keeps_none_of_the_person(rig):
+    """Only where the person mask is zero is the plate the photo; everywhere the person shows,
+    their soft edge included, it is filled from the background (the plate that kept a faint
+    fringe of hair showed it as a ghost outline when the head moved)."""
+    mask = np.clip(rig.person_mask * 255 + 0.5, 0, 255).astype(np.uint8)
+    outside = mask == 0
+    assert np.array_equal(rig.plate[outside], rig.rgb[outside])
+    fringe = (mask > 0) & (mask < 51)  # the soft edge under a fifth of the person
+    assert fringe.sum() > 500
+    kept = np.all(rig.plate[fringe] == rig.rgb[fringe], axis=1)
+    assert kept.mean() < 0.05
