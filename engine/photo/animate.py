@@ -17,7 +17,7 @@ import numpy as np
 from .life import Life, plan_life
 from .mesh import MouthPose, pose_from, vertex_offsets
 from .mouth import render_mouth
-from .rig import EYES, PhotoRig
+from .rig import EYES, PhotoRig, mask_8bit
 from .warp import HeadMotion, eyelid_displacement, mesh_displacement
 
 # The lips move ahead of the sound they shape: the mouth opens before a vowel sounds and
@@ -109,8 +109,7 @@ class Animator:
         self.eyes = _eye_lines(rig)
         self.eye_windows = [_eye_window(eye, self.box) for eye in self.eyes]
         self._dirty: list[tuple[int, int, int, int]] = []
-        mask = np.clip(rig.person_mask * 255 + 0.5, 0, 255).astype(np.uint8)
-        self.rgba = np.dstack([source, mask])
+        self.rgba = np.dstack([source, mask_8bit(rig.person_mask)])
         self._cv2 = cv2
 
     def pose(self, params: dict) -> MouthPose:

@@ -305,7 +305,7 @@ def _fill_background(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
     factor = max(1.0, max(h, w) / 256.0)
     size = (max(1, int(round(w / factor))), max(1, int(round(h / factor))))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    keep = (cv2.resize(person, size, interpolation=cv2.INTER_AREA) < _NO_PERSON).astype(np.float32)
+    keep = (mask_8bit(cv2.resize(person, size, interpolation=cv2.INTER_AREA)) == 0).astype(np.float32)
     filled = small.copy()
     missing = keep < 0.5
     for sigma in (2, 6, 18, 54):
@@ -322,9 +322,10 @@ def _fill_background(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
     big = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     # Filled wherever any of the person shows, their soft edge included: a plate that kept
     # the faint fringe of hair showed it as a ghost outline where the head moved away.
-    person_here = (person >= _NO_PERSON)[..., None]
+    person_here = (mask_8bit(person) > 0)[..., None]
     return np.where(person_here, np.clip(big, 0, 255).astype(np.uint8), rgb)
 
 
-# The person mask as the animation stores it (8 bits) is zero below this.
-_NO_PERSON = 0.5 / 255
+def mask_8bit(person: np.ndarray) -> np.ndarray:
+    """The person mask (0..1 float) as the animation carries it through its warps (uint8)."""
+    return np.clip(person * 255 + 0.5, 0, 255).astype(np.uint8)

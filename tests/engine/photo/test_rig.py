@@ -93,7 +93,9 @@ def test_the_background_plate_keeps_none_of_the_person(rig):
     """Only where the person mask is zero is the plate the photo; everywhere the person shows,
     their soft edge included, it is filled from the background (the plate that kept a faint
     fringe of hair showed it as a ghost outline when the head moved)."""
-    mask = np.clip(rig.person_mask * 255 + 0.5, 0, 255).astype(np.uint8)
+    from engine.photo.rig import mask_8bit
+
+    mask = mask_8bit(rig.person_mask)
     outside = mask == 0
     assert np.array_equal(rig.plate[outside], rig.rgb[outside])
     fringe = (mask > 0) & (mask < 51)  # the soft edge under a fifth of the person
